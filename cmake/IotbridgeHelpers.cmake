@@ -1,0 +1,15 @@
+# Warning flags and sanitizers, applied per target (no directory-wide flags).
+function(iotbridge_target_defaults target)
+  set_target_properties(${target} PROPERTIES CXX_EXTENSIONS OFF)
+  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic)
+    if(IOTBRIDGE_WERROR)
+      target_compile_options(${target} PRIVATE -Werror)
+    endif()
+  endif()
+  if(IOTBRIDGE_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=${IOTBRIDGE_SANITIZE} -fno-omit-frame-pointer
+                                             -fno-sanitize-recover=all)
+    target_link_options(${target} PRIVATE -fsanitize=${IOTBRIDGE_SANITIZE})
+  endif()
+endfunction()

@@ -1,0 +1,144 @@
+// The server fixtures themselves: a real Mosquitto (plain, password, ACL, TLS)
+// and a real MongoDB-compatible server, reached with the C libraries directly.
+#include <mongoc/mongoc.h>
+#include <mosquitto.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <string>
+
+#include "servers.hpp"
+
+using namespace iotbridge::test;
+
+namespace {
+
+// Connects with libmosquitto; returns the CONNACK result (0 = accepted) or a
+// negative MOSQ_ERR_* when the connection itself failed.
+int try_connect(int port, const char* user = nullptr, const char* password = nullptr,
+                const MosquittoServer* tls_server = nullptr, const char* cafile = nullptr) {
+  mosquitto_lib_init();
+  struct State {
+    int rc = -1000;
+  } state;
+  mosquitto* m = mosquitto_new(nullptr, true, &state);
+  mosquitto_connect_callback_set(m, [](mosquitto*, void* ud, int rc) { static_cast<State*>(ud)->rc = rc; });
+  if (user) mosquitto_username_pw_set(m, user, password);
+  if (tls_server) mosquitto_tls_set(m, cafile, nullptr, nullptr, nullptr, nullptr);
+  int rc = mosquitto_connect(m, "127.0.0.1", port, 10);
+  if (rc == MOSQ_ERR_SUCCESS) {
+    for (int i = 0; i < 100 && state.rc == -1000; ++i) {
+      if (mosquitto_loop(m, 100, 1) != MOSQ_ERR_SUCCESS && state.rc == -1000) {
+        state.rc = -MOSQ_ERR_CONN_LOST;
+        break;
+      }
+    }
+    rc = state.rc;
+  } else {
+    rc = -rc;
+  }
+  mosquitto_destroy(m);
+  return rc;
+}
+
+}  // namespace
+
+TEST_CASE("free_port and wait_for_port", "[fixture]") {
+  int port = free_port();
+  CHECK(port > 1024);
+  CHECK_FALSE(wait_for_port(port, std::chrono::milliseconds(20)));
+}
+
+TEST_CASE("Mosquitto fixture: a broker on a free port carries a message, and stops by PID", "[fixture][mosquitto]") {
+  MosquittoServer broker;
+  REQUIRE(broker.pid() > 0);
+  CHECK(try_connect(broker.port()) == 0);
+
+  // A retained message reaches the subscriber whenever it subscribes: no race.
+  std::string port_text = std::to_string(broker.port());
+  REQUIRE(run_command({"mosquitto_pub", "-h", "127.0.0.1", "-p", port_text, "-t", "fixture/a", "-m", "24.5", "-r"}) == 0);
+  std::string received;
+  REQUIRE(run_command({"mosquitto_sub", "-h", "127.0.0.1", "-p", port_text, "-t", "fixture/#", "-C", "1", "-v", "-W",
+                       "10"},
+                      &received) == 0);
+  CHECK(received == "fixture/a 24.5\n");
+
+  int port = broker.port();
+  broker.stop();
+  CHECK_FALSE(wait_for_port(port, std::chrono::milliseconds(20)));
+  broker.start();  // same port again
+  CHECK(try_connect(port) == 0);
+}
+
+TEST_CASE("Mosquitto fixture: password file accepts the right password only", "[fixture][mosquitto][auth]") {
+  MosquittoServer::Options o;
+  o.users = {{"sensor", "s3cret"}};
+  MosquittoServer broker(o);
+  CHECK(try_connect(broker.port(), "sensor", "s3cret") == 0);
+  CHECK(try_connect(broker.port(), "sensor", "wrong") != 0);
+  CHECK(try_connect(broker.port()) != 0);
+}
+
+TEST_CASE("Mosquitto fixture: ACL file is applied", "[fixture][mosquitto][acl]") {
+  MosquittoServer::Options o;
+  o.users = {{"reader", "pw"}};
+  o.acl = "user reader\ntopic read allowed/#\n";
+  MosquittoServer broker(o);
+  CHECK(try_connect(broker.port(), "reader", "pw") == 0);
+  std::string acl;
+  std::ifstream in(broker.dir() / "acl");
+  std::getline(in, acl);
+  CHECK(acl == "user reader");
+}
+
+TEST_CASE("Mosquitto fixture: TLS listener with certificates made at test time", "[fixture][mosquitto][tls]") {
+  MosquittoServer::Options o;
+  o.tls = true;
+  MosquittoServer broker(o);
+  CHECK(try_connect(broker.tls_port(), nullptr, nullptr, &broker, broker.ca_file().c_str()) == 0);
+  CHECK(try_connect(broker.tls_port(), nullptr, nullptr, &broker, broker.other_ca_file().c_str()) != 0);
+}
+
+TEST_CASE("MongoDB-compatible server fixture answers ping, insert and find", "[fixture][mongo]") {
+  IOTBRIDGE_REQUIRE_MONGO();
+  std::string uri = test_mongo_uri();
+  mongoc_init();
+  bson_error_t error;
+  mongoc_uri_t* u = mongoc_uri_new_with_error(uri.c_str(), &error);
+  REQUIRE(u != nullptr);
+  mongoc_client_t* client = mongoc_client_new_from_uri(u);
+  std::string db = unique_db_name();
+  mongoc_collection_t* coll = mongoc_client_get_collection(client, db.c_str(), "sensors");
+
+  bson_t* ping = BCON_NEW("ping", BCON_INT32(1));
+  bool ok = mongoc_client_command_simple(client, "admin", ping, nullptr, nullptr, &error);
+  INFO(error.message);
+  CHECK(ok);
+  bson_t* doc = BCON_NEW("topic", BCON_UTF8("iot/t"), "value", BCON_DOUBLE(24.5));
+  CHECK(mongoc_collection_insert_one(coll, doc, nullptr, nullptr, &error));
+  bson_t* filter = BCON_NEW("value", "{", "$gt", BCON_DOUBLE(24.1), "}");
+  int64_t n = mongoc_collection_count_documents(coll, filter, nullptr, nullptr, nullptr, &error);
+  CHECK(n == 1);
+
+  mongoc_database_t* database = mongoc_client_get_database(client, db.c_str());
+  mongoc_database_drop(database, nullptr);
+  mongoc_database_destroy(database);
+  bson_destroy(filter);
+  bson_destroy(doc);
+  bson_destroy(ping);
+  mongoc_collection_destroy(coll);
+  mongoc_client_destroy(client);
+  mongoc_uri_destroy(u);
+}
+
+TEST_CASE("MongoDB-compatible server fixture can be stopped and restarted with its data", "[fixture][mongo]") {
+  IOTBRIDGE_REQUIRE_MONGO();
+  // Fault tests need a server of their own to stop, so this one always starts FerretDB.
+  MongoServer server;
+  int port = server.port();
+  REQUIRE(wait_for_port(port, std::chrono::seconds(1)));
+  server.stop();
+  CHECK_FALSE(wait_for_port(port, std::chrono::milliseconds(20)));
+  server.start();
+  CHECK(wait_for_port(port, std::chrono::seconds(1)));
+}

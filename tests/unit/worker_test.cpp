@@ -1,0 +1,117 @@
+// Worker, WorkerPool, PeriodicTimer and ShutdownSignal.
+#include <signal.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <stdexcept>
+
+#include "iotbridge/queue.hpp"
+#include "iotbridge/shutdown.hpp"
+#include "iotbridge/worker.hpp"
+
+using namespace iotbridge;
+using namespace std::chrono_literals;
+
+namespace {
+// The tutorials' "subclass and override run" style.
+class CountingWorker : public Worker {
+ public:
+  explicit CountingWorker(BoundedQueue<int>& q) : Worker("counter"), queue_(q) {}
+  ~CountingWorker() override { stop(); }
+  int sum() const { return sum_; }
+
+ protected:
+  void run(std::stop_token stop) override {
+    while (auto item = queue_.pop(stop)) sum_ += *item;
+  }
+
+ private:
+  BoundedQueue<int>& queue_;
+  std::atomic<int> sum_{0};
+};
+}  // namespace
+
+TEST_CASE("Worker subclass overriding run consumes until the queue closes", "[worker]") {
+  BoundedQueue<int> q(8);
+  CountingWorker w(q);
+  w.start();
+  for (int i = 1; i <= 100; ++i) q.push(i);
+  q.close();
+  w.join();
+  CHECK(w.sum() == 5050);
+  CHECK_FALSE(w.running());
+  CHECK(w.error() == nullptr);
+}
+
+TEST_CASE("Worker with a callable stops on request", "[worker]") {
+  std::atomic<bool> saw_stop{false};
+  Worker w([&](std::stop_token stop) {
+    BoundedQueue<int> never(1);
+    never.pop(stop);  // blocks until the stop request
+    saw_stop = stop.stop_requested();
+  });
+  w.start();
+  CHECK_THROWS_AS(w.start(), Error);
+  w.stop();
+  CHECK(saw_stop);
+}
+
+TEST_CASE("an exception escaping run is captured, not lost", "[worker]") {
+  Worker w([](std::stop_token) { throw std::runtime_error("sensor on fire"); });
+  w.start();
+  w.join();
+  REQUIRE(w.error() != nullptr);
+  CHECK_THROWS_WITH(w.rethrow_if_failed(), "sensor on fire");
+}
+
+TEST_CASE("WorkerPool shares one queue among N workers", "[worker]") {
+  BoundedQueue<int> q(16);
+  std::atomic<long> sum{0};
+  std::atomic<int> items{0};
+  WorkerPool pool(3, [&](std::stop_token stop, std::size_t) {
+    while (auto item = q.pop(stop)) {
+      sum += *item;
+      ++items;
+    }
+  });
+  CHECK(pool.size() == 3);
+  pool.start();
+  for (int i = 1; i <= 1000; ++i) q.push(i);
+  q.close();
+  pool.join();
+  CHECK(items == 1000);
+  CHECK(sum == 500500);
+  CHECK(pool.error() == nullptr);
+  CHECK_THROWS_AS(WorkerPool(0, [](std::stop_token, std::size_t) {}), Error);
+}
+
+TEST_CASE("PeriodicTimer ticks until stopped", "[worker][timer]") {
+  BoundedQueue<int> ticks(100);
+  PeriodicTimer timer(1ms, [&] { ticks.try_push(1); });
+  timer.start();
+  // Wait on the condition itself (three ticks), not on a sleep.
+  for (int i = 0; i < 3; ++i) REQUIRE(ticks.try_pop_for(10s).has_value());
+  timer.stop();
+  auto after_stop = timer.ticks();
+  CHECK(after_stop >= 3);
+  CHECK(timer.ticks() == after_stop);
+  CHECK_THROWS_AS(PeriodicTimer(0ms, [] {}), Error);
+}
+
+TEST_CASE("ShutdownSignal turns SIGTERM and SIGINT into a stop request", "[shutdown]") {
+  for (int sig : {SIGTERM, SIGINT}) {
+    ShutdownSignal shutdown;
+    CHECK_THROWS_AS(ShutdownSignal(), Error);  // one at a time
+    BoundedQueue<int> q(1);
+    std::jthread waiter([&] { q.pop(shutdown.token()); });
+    ::kill(::getpid(), sig);
+    shutdown.wait();
+    waiter.join();
+    CHECK(shutdown.stop_requested());
+    CHECK(shutdown.signal_number() == sig);
+  }
+  ShutdownSignal again;  // the previous one is gone, so this is allowed
+  again.request_stop();
+  again.wait();
+  CHECK(again.signal_number() == 0);
+}
