@@ -29,7 +29,8 @@ extern "C" void on_shutdown_signal(int sig) {
   }
   unsigned char byte = static_cast<unsigned char>(sig);
   int fd = g_pipe_write.load();
-  if (fd >= 0) [[maybe_unused]] auto n = ::write(fd, &byte, 1);
+  if (fd >= 0) [[maybe_unused]]
+    auto n = ::write(fd, &byte, 1);
   errno = saved_errno;
 }
 

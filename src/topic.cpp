@@ -40,8 +40,7 @@ std::optional<std::string> wildcard_problem(std::string_view filter) {
     bool starts_level = i == 0 || filter[i - 1] == '/';
     bool ends_level = i + 1 == filter.size() || filter[i + 1] == '/';
     if (c == '+' && !(starts_level && ends_level))
-      return fmt::format("filter '{}' has '+' inside a level at byte {}; '+' must stand alone between '/'",
-                         filter, i);
+      return fmt::format("filter '{}' has '+' inside a level at byte {}; '+' must stand alone between '/'", filter, i);
     if (c == '#' && !(starts_level && i + 1 == filter.size()))
       return fmt::format("filter '{}' has '#' at byte {}; '#' must be the whole last level", filter, i);
   }
@@ -81,8 +80,7 @@ std::optional<std::string> utf8_problem(std::string_view text) {
       return fmt::format("overlong or out-of-range UTF-8 encoding at offset {}", i);
     if (cp >= 0xD800 && cp <= 0xDFFF) return fmt::format("UTF-16 surrogate U+{:04X} at offset {}", +cp, i);
     if (cp == 0) return fmt::format("NUL character at offset {}", i);
-    if (cp <= 0x1F || (cp >= 0x7F && cp <= 0x9F))
-      return fmt::format("control character U+{:04X} at offset {}", +cp, i);
+    if (cp <= 0x1F || (cp >= 0x7F && cp <= 0x9F)) return fmt::format("control character U+{:04X} at offset {}", +cp, i);
     if ((cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFF) == 0xFFFE || (cp & 0xFFFF) == 0xFFFF)
       return fmt::format("non-character U+{:04X} at offset {}", +cp, i);
     i += len;

@@ -61,8 +61,8 @@ WorkerPool::WorkerPool(std::size_t count, Body body, std::string name) {
   if (count == 0) throw Error(ErrorCategory::config, "WorkerPool '" + name + "' needs at least one worker");
   workers_.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
-    workers_.push_back(std::make_unique<Worker>(
-        [body, i](std::stop_token stop) { body(std::move(stop), i); }, name + "-" + std::to_string(i)));
+    workers_.push_back(std::make_unique<Worker>([body, i](std::stop_token stop) { body(std::move(stop), i); },
+                                                name + "-" + std::to_string(i)));
   }
 }
 

@@ -35,8 +35,7 @@ class TopicTree {
     Node* node = &root_;
     for_each_level(filter, [&](std::string_view level) {
       auto it = node->children.find(level);
-      if (it == node->children.end())
-        it = node->children.emplace(std::string(level), std::make_unique<Node>()).first;
+      if (it == node->children.end()) it = node->children.emplace(std::string(level), std::make_unique<Node>()).first;
       node = it->second.get();
     });
     bool added = !node->value.has_value();

@@ -56,11 +56,12 @@ TEST_CASE("Mosquitto fixture: a broker on a free port carries a message, and sto
 
   // A retained message reaches the subscriber whenever it subscribes: no race.
   std::string port_text = std::to_string(broker.port());
-  REQUIRE(run_command({"mosquitto_pub", "-h", "127.0.0.1", "-p", port_text, "-t", "fixture/a", "-m", "24.5", "-r"}) == 0);
+  REQUIRE(run_command({"mosquitto_pub", "-h", "127.0.0.1", "-p", port_text, "-t", "fixture/a", "-m", "24.5", "-r"}) ==
+          0);
   std::string received;
-  REQUIRE(run_command({"mosquitto_sub", "-h", "127.0.0.1", "-p", port_text, "-t", "fixture/#", "-C", "1", "-v", "-W",
-                       "10"},
-                      &received) == 0);
+  REQUIRE(
+      run_command({"mosquitto_sub", "-h", "127.0.0.1", "-p", port_text, "-t", "fixture/#", "-C", "1", "-v", "-W", "10"},
+                  &received) == 0);
   CHECK(received == "fixture/a 24.5\n");
 
   int port = broker.port();

@@ -63,13 +63,12 @@ void make_certificates(const fs::path& dir) {
   make_ca("other-ca.key", "other-ca.crt", "unrelated CA");
   write_file(dir / "san.ext", "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n");
   auto make_leaf = [&](const char* name, const char* cn, bool server) {
-    std::string key = std::string(name) + ".key", csr = std::string(name) + ".csr",
-                crt = std::string(name) + ".crt";
+    std::string key = std::string(name) + ".key", csr = std::string(name) + ".csr", crt = std::string(name) + ".crt";
     must_run({"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", std::string("/CN=") + cn, "-keyout",
               p(key.c_str()), "-out", p(csr.c_str())});
-    std::vector<std::string> sign = {"openssl", "x509", "-req", "-in", p(csr.c_str()), "-CA", p("ca.crt"),
-                                     "-CAkey", p("ca.key"), "-CAcreateserial", "-days", "2", "-out",
-                                     p(crt.c_str())};
+    std::vector<std::string> sign = {"openssl", "x509",      "-req",   "-in",         p(csr.c_str()),
+                                     "-CA",     p("ca.crt"), "-CAkey", p("ca.key"),   "-CAcreateserial",
+                                     "-days",   "2",         "-out",   p(crt.c_str())};
     if (server) {
       sign.push_back("-extfile");
       sign.push_back(p("san.ext"));
@@ -309,10 +308,11 @@ std::string MosquittoServer::log() const { return read_file(dir_ / "mosquitto.lo
 void MosquittoServer::start() {
   std::string binary = find_program("mosquitto");
   if (binary.empty())
-    throw std::runtime_error("Mosquitto broker not found (no 'mosquitto' in PATH or /usr/sbin); "
-                             "run scripts/install-deps");
-  process_ = std::make_unique<Process>(
-      std::vector<std::string>{binary, "-c", (dir_ / "mosquitto.conf").string()}, dir_ / "mosquitto.log");
+    throw std::runtime_error(
+        "Mosquitto broker not found (no 'mosquitto' in PATH or /usr/sbin); "
+        "run scripts/install-deps");
+  process_ = std::make_unique<Process>(std::vector<std::string>{binary, "-c", (dir_ / "mosquitto.conf").string()},
+                                       dir_ / "mosquitto.log");
   bool up = wait_for_port(port_, std::chrono::seconds(10)) &&
             (!options_.tls || wait_for_port(tls_port_, std::chrono::seconds(10)));
   if (!up || !process_->alive())

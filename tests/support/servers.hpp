@@ -70,12 +70,12 @@ class Process {
 class MosquittoServer {
  public:
   struct Options {
-    bool persistence = false;                    // keep sessions across restart()
+    bool persistence = false;                                // keep sessions across restart()
     std::vector<std::pair<std::string, std::string>> users;  // password file; disables anonymous
-    std::string acl;                             // ACL file text ("user NAME\ntopic read a/#" ...)
-    bool tls = false;                            // also a TLS listener (tls_port())
+    std::string acl;                                         // ACL file text ("user NAME\ntopic read a/#" ...)
+    bool tls = false;                                        // also a TLS listener (tls_port())
     bool require_client_certificate = false;
-    std::string extra_config;                    // appended verbatim
+    std::string extra_config;  // appended verbatim
   };
 
   MosquittoServer();  // default options
@@ -95,10 +95,13 @@ class MosquittoServer {
   fs::path other_ca_file() const { return dir_ / "other-ca.crt"; }
   std::string log() const;
 
-  void stop();           // SIGTERM and wait
-  void kill();           // SIGKILL
-  void start();          // (again) on the same ports, same config
-  void restart() { stop(); start(); }
+  void stop();   // SIGTERM and wait
+  void kill();   // SIGKILL
+  void start();  // (again) on the same ports, same config
+  void restart() {
+    stop();
+    start();
+  }
 
  private:
   void write_config();
@@ -151,10 +154,10 @@ std::string unique_db_name(const std::string& prefix = "iotb_test");
 
 // Ends the current test case as skipped when MongoDB tests are opted out:
 // prints a line that ctest's SKIP_REGULAR_EXPRESSION reports as "Skipped".
-#define IOTBRIDGE_REQUIRE_MONGO()                                                                 \
-  do {                                                                                            \
-    if (::iotbridge::test::mongo_opted_out()) {                                                   \
-      std::puts("IOTBRIDGE-SKIPPED: MongoDB tests opted out (IOTBRIDGE_SKIP_MONGO=1)");           \
-      return;                                                                                     \
-    }                                                                                             \
+#define IOTBRIDGE_REQUIRE_MONGO()                                                       \
+  do {                                                                                  \
+    if (::iotbridge::test::mongo_opted_out()) {                                         \
+      std::puts("IOTBRIDGE-SKIPPED: MongoDB tests opted out (IOTBRIDGE_SKIP_MONGO=1)"); \
+      return;                                                                           \
+    }                                                                                   \
   } while (0)

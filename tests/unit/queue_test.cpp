@@ -1,5 +1,7 @@
 // BoundedQueue: policies, close semantics, and a multi-producer/consumer
 // stress test (every item delivered exactly once; run under TSan by scripts/test --tsan).
+#include "iotbridge/queue.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -9,7 +11,6 @@
 #include <vector>
 
 #include "iotbridge/error.hpp"
-#include "iotbridge/queue.hpp"
 
 using namespace iotbridge;
 using namespace std::chrono_literals;

@@ -1,12 +1,13 @@
 // Topic and filter validation and matching: a table of corner cases, each
 // also checked against libmosquitto's own functions on the same input.
+#include "iotbridge/topic.hpp"
+
 #include <mosquitto.h>
 
 #include <catch2/catch.hpp>
 #include <string>
 
 #include "iotbridge/error.hpp"
-#include "iotbridge/topic.hpp"
 
 using namespace iotbridge;
 
@@ -117,10 +118,10 @@ const ValidityCase kValidityCases[] = {
     {std::string("a\0b", 3), false, false},
     {"\xC3\xA9", true, true},
     {"\xE2\x82\xAC/\xF0\x9F\x98\x80", true, true},
-    {"\xC3", false, false},          // truncated
-    {"\xC0\xAF", false, false},      // overlong '/'
-    {"\xE0\x80\xAF", false, false},  // overlong
-    {"\xED\xA0\x80", false, false},  // surrogate
+    {"\xC3", false, false},              // truncated
+    {"\xC0\xAF", false, false},          // overlong '/'
+    {"\xE0\x80\xAF", false, false},      // overlong
+    {"\xED\xA0\x80", false, false},      // surrogate
     {"\xF4\x90\x80\x80", false, false},  // > U+10FFFF
     {"\xFF", false, false},
     {"\x80", false, false},          // lone continuation
@@ -166,8 +167,8 @@ TEST_CASE("validation agrees with libmosquitto's checks on the table", "[topic][
     // libmosquitto splits the check: UTF-8 separately from wildcard placement,
     // and it reads C strings, so an embedded NUL ends the text early.
     bool has_nul = c.text.find('\0') != std::string::npos;
-    bool utf8_ok = !has_nul && mosquitto_validate_utf8(c.text.data(), static_cast<int>(c.text.size())) ==
-                                   MOSQ_ERR_SUCCESS;
+    bool utf8_ok =
+        !has_nul && mosquitto_validate_utf8(c.text.data(), static_cast<int>(c.text.size())) == MOSQ_ERR_SUCCESS;
     bool pub_ok = c.text.size() <= 65535 && mosquitto_pub_topic_check(c.text.c_str()) == MOSQ_ERR_SUCCESS;
     bool sub_ok = c.text.size() <= 65535 && mosquitto_sub_topic_check(c.text.c_str()) == MOSQ_ERR_SUCCESS;
     // libmosquitto accepts an empty string in these checks; MQTT does not

@@ -1,5 +1,7 @@
 // TopicTree: exact behaviour on small cases, then a randomized comparison with
 // a linear scan over thousands of filters and topics.
+#include "iotbridge/topic_tree.hpp"
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <map>
@@ -10,7 +12,6 @@
 
 #include "iotbridge/error.hpp"
 #include "iotbridge/topic.hpp"
-#include "iotbridge/topic_tree.hpp"
 
 using namespace iotbridge;
 
@@ -24,8 +25,8 @@ std::set<std::string> matched(TopicTree<std::string>& tree, std::string_view top
 
 TEST_CASE("TopicTree dispatches a topic to every matching filter once", "[topic_tree]") {
   TopicTree<std::string> tree;
-  for (const char* f : {"home/living_room/+", "home/+/light", "#", "home/#", "home/kitchen/light", "+/+/+",
-                        "$SYS/#", "a/#", "a/+", "/+", "+/"})
+  for (const char* f : {"home/living_room/+", "home/+/light", "#", "home/#", "home/kitchen/light", "+/+/+", "$SYS/#",
+                        "a/#", "a/+", "/+", "+/"})
     CHECK(tree.insert(f, f));
   CHECK(tree.size() == 11);
 
@@ -79,9 +80,12 @@ TEST_CASE("TopicTree agrees with a linear scan on random filters and topics", "[
     for (std::size_t i = 0; i < levels; ++i) {
       if (i) f += '/';
       std::size_t r = pick(10);
-      if (r < 3) f += '+';
-      else if (r == 3 && i + 1 == levels) f += '#';
-      else f += words[pick(words.size())];
+      if (r < 3)
+        f += '+';
+      else if (r == 3 && i + 1 == levels)
+        f += '#';
+      else
+        f += words[pick(words.size())];
     }
     return f;
   };

@@ -1,4 +1,6 @@
 // Worker, WorkerPool, PeriodicTimer and ShutdownSignal.
+#include "iotbridge/worker.hpp"
+
 #include <signal.h>
 
 #include <atomic>
@@ -7,7 +9,6 @@
 
 #include "iotbridge/queue.hpp"
 #include "iotbridge/shutdown.hpp"
-#include "iotbridge/worker.hpp"
 
 using namespace iotbridge;
 using namespace std::chrono_literals;

@@ -1,8 +1,7 @@
+#include <iostream>
 #include <iotbridge/queue.hpp>
 #include <iotbridge/topic.hpp>
 #include <iotbridge/topic_tree.hpp>
-
-#include <iostream>
 
 int main() {
   iotbridge::TopicTree<int> tree;
