@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
 # Builds tests/consumer/project against iotbridge: MODE find_package installs
 # the build tree into a temporary prefix first; MODE add_subdirectory uses the
-# source tree directly. Usage: run.sh MODE SOURCE_DIR BUILD_DIR WORK_DIR
+# source tree directly. Usage: run.sh MODE SOURCE_DIR BUILD_DIR WORK_DIR [SANITIZE]
 set -euo pipefail
-mode=$1 src=$2 build=$3 work=$4
+mode=$1 src=$2 build=$3 work=$4 sanitize=${5:-}
 rm -rf "$work"
 mkdir -p "$work"
+log="$work/log"
+trap 'status=$?; ((status)) && { echo "consumer $mode failed; its log:"; cat "$log"; }; exit $status' EXIT
 gen=()
-command -v ninja >/dev/null && gen=(-G Ninja)
+command -v ninja >>"$log" 2>&1 && gen=(-G Ninja)
+# An instrumented iotbridge needs the sanitizer runtime in the consumer's link too.
+[[ -n $sanitize ]] && gen+=(-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=$sanitize -DIOTBRIDGE_SANITIZE=$sanitize)
 if [[ $mode == find_package ]]; then
-  cmake --install "$build" --prefix "$work/prefix" >/dev/null
+  cmake --install "$build" --prefix "$work/prefix" >>"$log" 2>&1
   test -f "$work/prefix/lib/pkgconfig/iotbridge.pc" || test -f "$work"/prefix/lib/*/pkgconfig/iotbridge.pc
   cmake -S "$src/tests/consumer/project" -B "$work/build" "${gen[@]}" -DMODE=find_package \
-    -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+    -DCMAKE_PREFIX_PATH="$work/prefix" >>"$log" 2>&1
 else
   cmake -S "$src/tests/consumer/project" -B "$work/build" "${gen[@]}" -DMODE=add_subdirectory \
-    -DIOTBRIDGE_SOURCE="$src" >/dev/null
+    -DIOTBRIDGE_SOURCE="$src" >>"$log" 2>&1
 fi
-cmake --build "$work/build" >/dev/null
+cmake --build "$work/build" >>"$log" 2>&1
 out=$("$work/build/consumer")
 echo "$out"
 [[ $out == "consumer ok" ]]
