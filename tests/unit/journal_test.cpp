@@ -542,7 +542,7 @@ TEST_CASE("Journal allows one opener per directory", "[journal]") {
   CHECK_THROWS_AS(Journal(dir.path(), JournalOptions{.prefix = "a/b"}), Error);
 }
 
-TEST_CASE("Journal appends from several threads; replay callbacks may append and trim", "[journal]") {
+TEST_CASE("Journal appends from several threads, and replay callbacks may append and trim", "[journal]") {
   TempDir dir;
   auto o = fast_options();
   o.segment_bytes = 4096;
