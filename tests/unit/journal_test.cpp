@@ -618,7 +618,11 @@ TEST_CASE("Journal replays while other threads append, sync and trim, without fa
   reader.join();
   CHECK(out_of_order == 0);
   CHECK(j.stats().next_sequence == 9001);
+  std::string messages;
+  for (auto& p : j.problems()) messages += p.message + "\n";
+  INFO(messages);
   CHECK(j.problems().empty());  // segments trimmed under a replay are consumed, not "missing"
-  j.trim_through(8950);
-  CHECK(read_all(j).size() == 50);
+  j.trim_through(8950);  // the trimmer may have gone to 8951 already
+  CHECK(read_all(j).size() == 9000 - j.stats().consumed_through);
+  CHECK(j.stats().consumed_through >= 8950);
 }
