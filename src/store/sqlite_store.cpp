@@ -570,18 +570,26 @@ class SqliteCollection final : public Collection {
       auto empty = state_->prepare("SELECT NULL WHERE 0");
       return std::make_unique<SqliteCursor>(state_, std::move(empty), filter, options, false);
     }
-    SqlFilter where(filter, meta);
     bool in_memory = false;
-    std::string order;
-    for (const auto& [path, dir] : options.sort.fields()) {
-      if (meta.array_keys.count(top_key(path))) in_memory = true;
-      order += column_expr(path) + (dir.as_double() < 0 ? " DESC" : " ASC") + ", ";
-    }
-    std::string sql = "SELECT doc FROM " + table_ + " WHERE " + where.where();
-    if (!in_memory) sql += " ORDER BY " + order + "seq";
-    auto st = state_->prepare(sql);
+    SqlFilter where(filter, meta);
+    auto st = state_->prepare(select_sql(where, options, meta, in_memory));
     where.bind(st.get());
     return std::make_unique<SqliteCursor>(state_, std::move(st), filter, options, in_memory);
+  }
+
+  // The plan SQLite chooses for find(filter, options): EXPLAIN QUERY PLAN rows.
+  std::string explain(const Document& filter, const FindOptions& options) {
+    std::lock_guard lock(state_->mu);
+    Meta meta = read_meta(*state_, db_, name_);
+    if (!meta.exists) return "no such collection";
+    bool in_memory = false;
+    SqlFilter where(filter, meta);
+    auto st = state_->prepare("EXPLAIN QUERY PLAN " + select_sql(where, options, meta, in_memory));
+    where.bind(st.get());
+    std::string plan;
+    while (sqlite3_step(st.get()) == SQLITE_ROW)
+      plan += std::string(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 3))) + "\n";
+    return plan;
   }
 
   std::int64_t count_documents(const Document& filter) override {
@@ -672,6 +680,17 @@ class SqliteCollection final : public Collection {
   }
 
  private:
+  std::string select_sql(const SqlFilter& where, const FindOptions& options, const Meta& meta, bool& in_memory) {
+    std::string order;
+    for (const auto& [path, dir] : options.sort.fields()) {
+      if (meta.array_keys.count(top_key(path))) in_memory = true;
+      order += column_expr(path) + (dir.as_double() < 0 ? " DESC" : " ASC") + ", ";
+    }
+    std::string sql = "SELECT doc FROM " + table_ + " WHERE " + where.where();
+    if (!in_memory) sql += " ORDER BY " + order + "seq";
+    return sql;
+  }
+
   void bind3(sqlite3_stmt* st, const std::string& name) {
     sqlite3_bind_text(st, 1, db_.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, name_.c_str(), -1, SQLITE_TRANSIENT);
@@ -947,6 +966,12 @@ class SqliteStore final : public DocumentStore {
 };
 
 }  // namespace
+
+std::string sqlite_explain(Collection& collection, const Document& filter, const FindOptions& options) {
+  auto* c = dynamic_cast<SqliteCollection*>(&collection);
+  if (!c) fail("sqlite_explain needs a collection of the SQLite backend");
+  return c->explain(filter, options);
+}
 
 std::unique_ptr<DocumentStore> open_sqlite(const std::string& path, const std::string& description) {
   return std::make_unique<SqliteStore>(path, description);
