@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -127,6 +128,26 @@ int main(int argc, char** argv) {
   exp->add_option("--fields,-f", fields_text, "CSV columns, comma separated (default: the first document's fields)");
   auto* stats = app.add_subcommand("stats", "Document count, size, capped limits and index count of a collection");
   add_db_coll(stats);
+
+  // An unknown verb gets its own message (CLI11 would only say that a
+  // subcommand is required).
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--store") {
+      ++i;
+      continue;
+    }
+    if (arg.empty() || arg[0] == '-') continue;
+    static const char* kVerbs[] = {"dbs",    "collections", "find", "count", "insert", "update",
+                                   "delete", "create",      "drop", "index", "export", "stats"};
+    if (std::find(std::begin(kVerbs), std::end(kVerbs), arg) == std::end(kVerbs)) {
+      std::cerr << "iotbridge-db: unknown verb '" << arg
+                << "'; verbs: dbs, collections, find, count, insert, update, delete, create, drop, index, export, "
+                   "stats (iotbridge-db --help)\n";
+      return kUsage;
+    }
+    break;
+  }
 
   try {
     app.parse(argc, argv);
