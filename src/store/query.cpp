@@ -322,10 +322,14 @@ Document apply_update(const Document& doc, const Document& update) {
 
 // The _id first, as MongoDB stores it; a new ObjectId when missing.
 Document with_id(Document doc) {
+  {
+    // Fast path: _id already first (what the recorder builds).
+    bson_t b = detail::view(doc);
+    bson_iter_t it;
+    if (bson_iter_init(&it, &b) && bson_iter_next(&it) && std::string_view(bson_iter_key(&it)) == "_id") return doc;
+  }
   auto id = doc.get("_id");
   if (id) {
-    auto keys = doc.keys();
-    if (!keys.empty() && keys[0] == "_id") return doc;
     Document out;
     out.append("_id", *id);
     for (auto& [k, v] : doc.fields())

@@ -246,12 +246,28 @@ struct Meta {
 
 std::string top_key(const std::string& path) { return path.substr(0, path.find('.')); }
 
-bool holds_array(const Value& v) {
-  if (v.is<Array>()) return true;
-  if (auto d = v.get_if<Document>())
-    for (const auto& [k, c] : d->fields())
-      if (holds_array(c)) return true;
+bool holds_array(bson_iter_t* it) {
+  if (BSON_ITER_HOLDS_ARRAY(it)) return true;
+  if (!BSON_ITER_HOLDS_DOCUMENT(it)) return false;
+  bson_iter_t child;
+  if (!bson_iter_recurse(it, &child)) return false;
+  while (bson_iter_next(&child))
+    if (holds_array(&child)) return true;
   return false;
+}
+
+// Top-level fields of doc that hold an array somewhere, not yet in `known`.
+void collect_array_keys(const Document& doc, const std::set<std::string>& known, std::set<std::string>& out) {
+  bson_t b = view(doc);
+  bson_iter_t it;
+  if (!bson_iter_init(&it, &b)) return;
+  while (bson_iter_next(&it)) {
+    if (!BSON_ITER_HOLDS_ARRAY(&it) && !BSON_ITER_HOLDS_DOCUMENT(&it)) continue;
+    if (holds_array(&it)) {
+      std::string key(bson_iter_key(&it), bson_iter_key_len(&it));
+      if (!known.count(key)) out.insert(key);
+    }
+  }
 }
 
 // ---- filter translation ----------------------------------------------------------------
@@ -493,8 +509,7 @@ class SqliteCollection final : public Collection {
       Value id = doc.at("_id");
       result.inserted_ids.push_back(id);
       if (id.is<Array>()) fail("document " + std::to_string(i) + ": _id cannot be an array");
-      for (const auto& [k, v] : doc.fields())
-        if (!meta.array_keys.count(k) && holds_array(v)) new_array_keys.insert(k);
+      collect_array_keys(doc, meta.array_keys, new_array_keys);
       sqlite3_reset(st.get());
       bind_key(st.get(), 1, sql_key(id));
       sqlite3_bind_blob(st.get(), 2, doc.data(), static_cast<int>(doc.size()), SQLITE_STATIC);
@@ -777,8 +792,7 @@ class SqliteCollection final : public Collection {
       for (auto& row : rows) {
         Document updated = change(row.doc);
         if (updated == row.doc) continue;
-        for (const auto& [k, v] : updated.fields())
-          if (!meta.array_keys.count(k) && holds_array(v)) new_array_keys.insert(k);
+        collect_array_keys(updated, meta.array_keys, new_array_keys);
         sqlite3_reset(st.get());
         sqlite3_bind_blob(st.get(), 1, updated.data(), static_cast<int>(updated.size()), SQLITE_TRANSIENT);
         sqlite3_bind_int64(st.get(), 2, row.seq);
