@@ -1,12 +1,12 @@
 // The embedded backend. One SQLite file holds every database and collection:
 //   _iotbridge_collections(db, name, capped, size, max, array_keys)
 //   _iotbridge_indexes(db, coll, name, keys, uniq)
-//   "db.coll"(seq INTEGER PRIMARY KEY AUTOINCREMENT, id UNIQUE, doc BLOB)
+//   "db.coll"(seq INTEGER PRIMARY KEY, id UNIQUE, doc BLOB)
 // Documents are stored as BSON (full type fidelity). Filters and sorts are
 // translated into SQL on bson_get(doc, 'path'), a deterministic function this
 // backend registers, so expression indexes on the same calls serve them; the
-// translation is a superset and the in-process evaluator (query.cpp) makes the
-// exact decision on every candidate row. Paths whose top-level field ever held
+// translation is a superset, and when it is not exact the in-process evaluator
+// (query.cpp) makes the decision on every candidate row. Paths whose top-level field ever held
 // an array (array_keys) are left to the evaluator, because one SQL value cannot
 // stand for "any element".
 //
@@ -276,6 +276,8 @@ class SqlFilter {
  public:
   SqlFilter(const Document& filter, const Meta& meta) : meta_(meta) { where_ = doc_terms(filter); }
   const std::string& where() const { return where_; }
+  // True when the SQL condition is the whole filter, so rows need no re-check.
+  bool exact() const { return exact_; }
   void bind(sqlite3_stmt* st, int first = 1) const {
     for (std::size_t i = 0; i < params_.size(); ++i) bind_key(st, first + static_cast<int>(i), params_[i]);
   }
@@ -296,11 +298,17 @@ class SqlFilter {
         } else if (key == "$or") {
           std::vector<std::string> alts;
           for (const auto& c : list) alts.push_back(doc_terms(c.as_document()));
-          terms.push_back("(" + join(alts, " OR ") + ")");
+          // One unconstrained alternative makes the whole $or unconstrained.
+          bool open = std::find(alts.begin(), alts.end(), std::string("1")) != alts.end();
+          terms.push_back(open ? "1" : "(" + join(alts, " OR ") + ")");
         }
-        continue;  // $nor: the evaluator decides
+        if (key == "$nor") exact_ = false;  // the evaluator decides
+        continue;
       }
-      if (meta_.array_keys.count(top_key(key))) continue;
+      if (meta_.array_keys.count(top_key(key))) {
+        exact_ = false;
+        continue;
+      }
       std::string expr = column_expr(key);
       auto ops = value.get_if<Document>();
       bool is_ops = ops && !ops->empty() && ops->keys()[0][0] == '$';
@@ -312,8 +320,10 @@ class SqlFilter {
         if (op == "$eq") terms.push_back(eq_term(expr, arg));
         else if (op == "$gt" || op == "$gte" || op == "$lt" || op == "$lte") terms.push_back(cmp_term(expr, op, arg));
         else if (op == "$in") terms.push_back(in_term(expr, arg));
+        else exact_ = false;
       }
     }
+    if (std::find(terms.begin(), terms.end(), std::string("1")) != terms.end()) exact_ = false;
     terms.erase(std::remove(terms.begin(), terms.end(), std::string("1")), terms.end());
     return terms.empty() ? "1" : join(terms, " AND ");
   }
@@ -364,6 +374,7 @@ class SqlFilter {
   }
 
   const Meta& meta_;
+  bool exact_ = true;
   std::string where_;
   std::vector<SqlKey> params_;
 };
@@ -476,7 +487,10 @@ void create_table(State& s, const std::string& db, const std::string& name, cons
   sqlite3_bind_int64(st.get(), 5, o.max_documents);
   s.run(st.get(), "creating collection " + db + "." + name);
   s.exec("CREATE TABLE IF NOT EXISTS " + table_name(db, name) +
-         " (seq INTEGER PRIMARY KEY AUTOINCREMENT, id NOT NULL UNIQUE, doc BLOB NOT NULL)");
+         " (seq INTEGER PRIMARY KEY, id NOT NULL UNIQUE, doc BLOB NOT NULL)");
+  // seq is max(seq)+1 (no AUTOINCREMENT, which costs a sqlite_sequence write
+  // per insert): it grows with insertion order, which natural order and capped
+  // trimming (oldest = smallest seq) rely on.
 }
 
 class SqliteCollection final : public Collection {
@@ -589,7 +603,8 @@ class SqliteCollection final : public Collection {
     SqlFilter where(filter, meta);
     auto st = state_->prepare(select_sql(where, options, meta, in_memory));
     where.bind(st.get());
-    return std::make_unique<SqliteCursor>(state_, std::move(st), filter, options, in_memory);
+    return std::make_unique<SqliteCursor>(state_, std::move(st), where.exact() ? Document() : filter, options,
+                                          in_memory);
   }
 
   // The plan SQLite chooses for find(filter, options): EXPLAIN QUERY PLAN rows.
@@ -769,7 +784,7 @@ class SqliteCollection final : public Collection {
     while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
       auto doc = Document::from_bson(static_cast<const std::uint8_t*>(sqlite3_column_blob(st.get(), 1)),
                                      static_cast<std::size_t>(sqlite3_column_bytes(st.get(), 1)));
-      if (!query::matches(doc, filter)) continue;
+      if (!where.exact() && !query::matches(doc, filter)) continue;
       rows.push_back(Row{sqlite3_column_int64(st.get(), 0), std::move(doc)});
       if (!many) break;
     }
