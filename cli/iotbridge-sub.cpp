@@ -1,0 +1,244 @@
+// iotbridge-sub: subscribe to MQTT topics and print what arrives, with the
+// flags and output of mosquitto_sub (default and -v output byte-identical),
+// plus JSON lines (--json). Parsing here; formatting in iotbridge/mqtt/format.hpp.
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "iotbridge/error.hpp"
+#include "iotbridge/mqtt/client.hpp"
+#include "iotbridge/mqtt/format.hpp"
+#include "iotbridge/mqtt/mosquitto.hpp"
+#include "iotbridge/shutdown.hpp"
+#include "iotbridge/topic.hpp"
+
+namespace {
+
+using namespace iotbridge;
+using namespace iotbridge::cli;
+using Clock = std::chrono::steady_clock;
+
+struct SubFlags {
+  std::vector<std::string> topics;
+  std::vector<std::string> filter_outs;
+  std::vector<std::string> unsubscribes;
+  bool verbose = false;
+  int count = 0;
+  double timeout_seconds = 0;
+  bool no_retained = false;
+  bool retained_only = false;
+  bool remove_retained = false;
+  bool no_eol = false;
+  bool exit_after_subscribe = false;
+  std::string format;
+  bool pretty = false;
+  bool json = false;
+};
+
+// Output is collected and written in blocks; it is flushed whenever no
+// further message is waiting, so an interactive user sees each line at once.
+class Output {
+ public:
+  void flush() {
+    if (buffer_.empty()) return;
+    std::fwrite(buffer_.data(), 1, buffer_.size(), stdout);
+    std::fflush(stdout);
+    buffer_.clear();
+  }
+  std::string& buffer() { return buffer_; }
+  ~Output() { flush(); }
+
+ private:
+  std::string buffer_;
+};
+
+int run(int argc, char** argv) {
+  CLI::App app{"Subscribe to MQTT topics and print the messages (mosquitto_sub compatible).", "iotbridge-sub"};
+  ConnectionFlags conn;
+  SubFlags f;
+  add_connection_flags(app, conn);
+  app.add_option("-t,--topic", f.topics, "Filter to subscribe to (repeatable)");
+  app.add_option("-T,--filter-out", f.filter_outs, "Do not print messages whose topic matches this filter (repeatable)");
+  app.add_option("-U,--unsubscribe", f.unsubscribes, "Unsubscribe from this filter (with -c sessions; repeatable)");
+  app.add_flag("-v,--verbose", f.verbose, "Print \"topic payload\"");
+  app.add_option("-C", f.count, "Exit after this many messages were printed");
+  app.add_option("-W", f.timeout_seconds, "Exit (code 27) after this many seconds from connecting");
+  app.add_flag("-R", f.no_retained, "Do not print retained (stale) messages");
+  app.add_flag("--retained-only", f.retained_only, "Print only retained messages; exit at the first fresh one");
+  app.add_flag("--remove-retained", f.remove_retained, "Clear every retained message received (not those -T filters out)");
+  app.add_flag("-N", f.no_eol, "Do not add a newline after each message");
+  app.add_flag("-E", f.exit_after_subscribe, "Exit once the broker acknowledged the subscriptions");
+  app.add_option("-F", f.format, "Output format: %t topic, %p payload, %q %r %l %m %x %X %I %U %j %J, @ strftime ...");
+  app.add_flag("--pretty", f.pretty, "Spread JSON output (%j, %J, --json) over indented lines");
+  app.add_flag("--json", f.json, "One JSON object per message: topic, payload or payload_base64, qos, retain, received_at");
+
+  if (auto code = parse_or_exit(app, argc, argv)) return *code;
+
+  Connection connection;
+  std::vector<mqtt::Subscription> subscriptions;
+  try {
+    connection = resolve_connection(conn);
+    if (!connection.url_topic.empty()) f.topics.insert(f.topics.begin(), connection.url_topic);
+    if (f.topics.empty() && f.unsubscribes.empty()) throw UsageError("give a filter to subscribe to with -t.");
+    for (const auto& t : f.topics) {
+      if (auto problem = filter_problem(t)) throw UsageError("invalid subscription filter '" + t + "': " + *problem + ".");
+      subscriptions.push_back(mqtt::Subscription{t, conn.qos, {}});
+    }
+    for (const auto& t : f.filter_outs)
+      if (auto problem = filter_problem(t)) throw UsageError("invalid -T filter '" + t + "': " + *problem + ".");
+    for (const auto& t : f.unsubscribes)
+      if (auto problem = filter_problem(t)) throw UsageError("invalid -U filter '" + t + "': " + *problem + ".");
+    if (f.count < 0) throw UsageError("invalid -C count " + std::to_string(f.count) + ": use a positive number.");
+    if (f.timeout_seconds < 0) throw UsageError("invalid -W timeout: use a positive number of seconds.");
+    if (f.json && !f.format.empty()) throw UsageError("--json and -F choose different outputs: give one of them.");
+  } catch (const UsageError& e) {
+    report_usage_error("iotbridge-sub", e.what());
+    return kExitError;
+  }
+  if (!conn.quiet)
+    for (const auto& w : connection.warnings) std::cerr << "Warning: " << w << '\n';
+
+  mqtt::OutputOptions output_options;
+  output_options.style = f.json              ? mqtt::OutputStyle::json
+                         : !f.format.empty() ? mqtt::OutputStyle::custom
+                         : f.verbose         ? mqtt::OutputStyle::verbose
+                                             : mqtt::OutputStyle::payload;
+  output_options.format = f.format;
+  output_options.end_of_line = !f.no_eol;
+  output_options.pretty = f.pretty;
+  const mqtt::MessageFormatter formatter(output_options);
+
+  ShutdownSignal shutdown;
+  std::unique_ptr<mqtt::Client> client;
+  try {
+    client = mqtt::make_mosquitto_client(connection.options);
+  } catch (const Error& e) {
+    report_error(conn.quiet, e.what());
+    return kExitError;
+  }
+  // A persistent session may deliver queued messages right after CONNACK.
+  client->start_consuming(10000);
+  if (auto code = connect_client(*client, conn)) return *code;
+  const auto connected_at = Clock::now();
+  client->loop_start();
+
+  int exit_code = kExitOk;
+  try {
+    if (!subscriptions.empty()) {
+      auto token = client->subscribe(subscriptions);
+      if (!token.wait_for(connection.options.connect_timeout)) {
+        report_error(conn.quiet, "the broker did not acknowledge the subscription in time.");
+        client->disconnect();
+        client->loop_stop();
+        return kExitError;
+      }
+      auto granted = token.granted_qos();
+      if (conn.debug) {
+        std::cerr << "Subscribed (mid: " << token.mid() << "):";
+        for (std::size_t i = 0; i < granted.size(); ++i) std::cerr << (i ? ", " : " ") << granted[i];
+        std::cerr << '\n';
+      }
+      bool any_granted = false;
+      for (std::size_t i = 0; i < granted.size(); ++i) {
+        if (!mqtt::SubscribeResult::is_failure(granted[i])) {
+          any_granted = true;
+        } else if (!conn.quiet && i < subscriptions.size()) {
+          std::cerr << "Warning: the broker refused the subscription to '" << subscriptions[i].filter << "' (code 0x"
+                    << std::hex << granted[i] << std::dec << ").\n";
+        }
+      }
+      if (!any_granted) {
+        report_error(conn.quiet, "the broker refused every subscription (check the ACL for this user).");
+        client->disconnect();
+        client->loop_stop();
+        return kExitError;
+      }
+    }
+    for (const auto& u : f.unsubscribes) client->unsubscribe(u).wait_for(connection.options.connect_timeout);
+    if (f.exit_after_subscribe) {
+      client->disconnect();
+      client->loop_stop();
+      return kExitOk;
+    }
+
+    Output output;
+    std::vector<mqtt::DeliveryToken> removals;
+    std::optional<Clock::time_point> deadline;
+    if (f.timeout_seconds > 0)
+      deadline = connected_at + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(f.timeout_seconds));
+    int printed = 0;
+    std::string problem;
+    const bool needs_time = formatter.uses_time();
+    constexpr std::size_t kFlushBytes = 64 * 1024;
+
+    while (!shutdown.stop_requested()) {
+      std::chrono::milliseconds wait{0};
+      if (deadline) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
+        if (left <= std::chrono::milliseconds(0)) {
+          output.flush();
+          if (!conn.quiet) std::cerr << "Timed out\n";
+          exit_code = kExitTimeout;
+          break;
+        }
+        if (output.buffer().empty()) wait = std::min(std::chrono::milliseconds(100), left + std::chrono::milliseconds(1));
+      } else if (output.buffer().empty()) {
+        wait = std::chrono::milliseconds(100);
+      }
+      auto message = client->consume(wait);
+      if (!message) {
+        output.flush();
+        continue;
+      }
+      if (f.retained_only && !message->retain) break;
+      if (f.no_retained && message->retain) continue;
+      bool filtered = false;
+      for (const auto& out : f.filter_outs) {
+        if (topic_matches(out, message->topic)) {
+          filtered = true;
+          break;
+        }
+      }
+      if (filtered) continue;
+      if (f.remove_retained && message->retain) removals.push_back(client->publish(message->topic, "", 1, true));
+
+      auto received_at = needs_time ? std::chrono::system_clock::now() : std::chrono::system_clock::time_point{};
+      if (!formatter.append(output.buffer(), *message, received_at, &problem) && !conn.quiet) {
+        output.flush();
+        std::cerr << problem << '\n';
+      }
+      if (output.buffer().size() >= kFlushBytes) output.flush();
+      if (f.count > 0 && ++printed >= f.count) break;
+    }
+    output.flush();
+    for (auto& t : removals) {
+      try {
+        t.wait_for(connection.options.publish_timeout);
+      } catch (const Error& e) {
+        report_error(conn.quiet, std::string("could not clear a retained message: ") + e.what());
+        exit_code = kExitError;
+      }
+    }
+  } catch (const Error& e) {
+    report_error(conn.quiet, e.what());
+    exit_code = kExitError;
+  }
+  client->disconnect();
+  client->loop_stop();
+  return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "Error: " << e.what() << '\n';
+    return kExitError;
+  }
+}
