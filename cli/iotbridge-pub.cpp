@@ -5,6 +5,7 @@
 // code is 0 only when every message was sent and, for QoS 1/2, acknowledged.
 #include <stdio.h>  // getline
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -44,6 +45,7 @@ struct PubFlags {
   double repeat_delay = 0;
   double rate = 0;
   bool stats = false;
+  int max_inflight = 0;
 };
 
 // Publishes and keeps the delivery tokens of messages not yet complete, so
@@ -144,6 +146,9 @@ int run(int argc, char** argv) {
   app.add_option("--repeat", f.repeat, "With -m, -f, -s or -n: send the message this many times");
   app.add_option("--repeat-delay", f.repeat_delay, "Seconds to wait between repeats");
   app.add_option("--rate", f.rate, "At most this many messages per second (with -l or --repeat)");
+  app.add_option("--max-inflight", f.max_inflight,
+                 "QoS 1/2 messages sent ahead of the broker's acknowledgements (default 20)")
+      ->check(CLI::Range(1, 65535));
   app.add_flag("--stats", f.stats, "Print a summary (sent, acknowledged, rate) to stderr at the end");
 
   if (auto code = parse_or_exit(app, argc, argv)) return *code;
@@ -191,6 +196,10 @@ int run(int argc, char** argv) {
   mqtt::Options options = connection.options;
   options.when_full = mqtt::WhenFull::block;  // flow control: wait for acknowledgements, never flood
   options.queue_qos0_offline = true;          // ride out a reconnect instead of failing mid-stream
+  if (f.max_inflight > 0) {
+    options.max_inflight = static_cast<std::size_t>(f.max_inflight);
+    options.max_queued = std::max(options.max_queued, options.max_inflight);
+  }
   std::unique_ptr<mqtt::Client> client;
   try {
     client = mqtt::make_mosquitto_client(options);
