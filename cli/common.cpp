@@ -247,10 +247,12 @@ std::optional<int> connect_client(mqtt::Client& client, const ConnectionFlags& f
   client.on_connect([refused](const mqtt::ConnectResult& r) {
     if (r.reason_code != 0) refused->store(r.reason_code);
   });
+  // The library's own lines only with -d: errors that matter reach the user
+  // as the one sentence of the Error thrown, not twice.
   const bool debug = flags.debug;
   const bool quiet = flags.quiet;
-  client.on_log([debug, quiet](mqtt::LogLevel level, std::string_view line) {
-    if (debug || (!quiet && level >= mqtt::LogLevel::warning)) std::cerr << line << '\n';
+  client.on_log([debug](mqtt::LogLevel, std::string_view line) {
+    if (debug) std::cerr << line << '\n';
   });
   try {
     client.connect();

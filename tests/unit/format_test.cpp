@@ -44,7 +44,7 @@ std::string custom(const std::string& format, const Message& m, bool pretty = fa
 
 }  // namespace
 
-TEST_CASE("payload-only output is mosquitto_sub's default", "[format]") {
+TEST_CASE("format: payload-only output is mosquitto_sub's default", "[format]") {
   MessageFormatter f;
   CHECK(f.format(msg("a/1", "hello"), kWhen) == "hello\n");
   CHECK(f.format(msg("a/1", "a\tb\"\x01\xff"), kWhen) == "a\tb\"\x01\xff\n");
@@ -57,7 +57,7 @@ TEST_CASE("payload-only output is mosquitto_sub's default", "[format]") {
   CHECK(no_eol.format(msg("a/1", "hello"), kWhen) == "hello");
 }
 
-TEST_CASE("verbose output is mosquitto_sub -v", "[format]") {
+TEST_CASE("format: verbose output is mosquitto_sub -v", "[format]") {
   MessageFormatter f(OutputOptions{OutputStyle::verbose, "", true, false});
   CHECK(f.format(msg("a/1", "hello"), kWhen) == "a/1 hello\n");
   CHECK(f.format(msg("a/2", ""), kWhen) == "a/2 (null)\n");
@@ -67,7 +67,7 @@ TEST_CASE("verbose output is mosquitto_sub -v", "[format]") {
   CHECK(no_eol.format(msg("a/2", ""), kWhen).empty());
 }
 
-TEST_CASE("-F message fields, flags, widths and precisions", "[format]") {
+TEST_CASE("format -F message fields, flags, widths and precisions", "[format]") {
   struct Case {
     const char* format;
     const char* expected;
@@ -110,7 +110,7 @@ TEST_CASE("-F message fields, flags, widths and precisions", "[format]") {
   CHECK(custom("%t\\0%p", m) == "a/1\0hello"s);
 }
 
-TEST_CASE("-F end of line and -N", "[format]") {
+TEST_CASE("format -F end of line and -N", "[format]") {
   OutputOptions o{OutputStyle::custom, "%t", true, false};
   CHECK(MessageFormatter(o).format(msg("a", "b"), kWhen) == "a\n");
   o.end_of_line = false;
@@ -121,7 +121,7 @@ TEST_CASE("-F end of line and -N", "[format]") {
   CHECK(MessageFormatter(o).format(msg("a", ""), kWhen) == "[]\n");
 }
 
-TEST_CASE("-F MQTT 5 properties", "[format]") {
+TEST_CASE("format -F MQTT 5 properties", "[format]") {
   Message m = msg("a", "b");
   m.properties.content_type = "text/plain";
   m.properties.response_topic = "reply/here";
@@ -133,7 +133,7 @@ TEST_CASE("-F MQTT 5 properties", "[format]") {
         "text/plain|  text/plain|text/plain  |text|reply/here|corr|42|00042|1|k1:v1 k1:v2 name:x y");
 }
 
-TEST_CASE("-F time fields use the receive time", "[format]") {
+TEST_CASE("format -F time fields use the receive time", "[format]") {
   use_utc();
   const Message m = msg("a", "b");
   CHECK(custom("%I", m) == "2026-11-21T21:06:23+0000");
@@ -148,7 +148,7 @@ TEST_CASE("-F time fields use the receive time", "[format]") {
   CHECK_FALSE(MessageFormatter(o).uses_time());
 }
 
-TEST_CASE("-F %j prints the message as JSON with an escaped payload", "[format]") {
+TEST_CASE("format -F %j prints the message as JSON with an escaped payload", "[format]") {
   use_utc();
   CHECK(custom("%j", msg("a/1", "hello")) ==
         R"({"tst":"2026-11-21T21:06:23.213699Z+0000","topic":"a/1","qos":0,"retain":0,"payloadlen":5,"payload":"hello"})");
@@ -166,7 +166,7 @@ TEST_CASE("-F %j prints the message as JSON with an escaped payload", "[format]"
         R"({"tst":"2026-11-21T21:06:23.213699Z+0000","topic":"b","qos":0,"retain":0,"payloadlen":2,"payload":[255,0]})");
 }
 
-TEST_CASE("-F %J embeds a JSON payload, printed as cJSON prints it", "[format]") {
+TEST_CASE("format -F %J embeds a JSON payload, printed as cJSON prints it", "[format]") {
   use_utc();
   const Message m = msg("p/1", R"({"a":[1,2.5,{"b":null}],"c":"x\u00e9","d":27.0,"e":1e3, "f":true})");
   CHECK(custom("%J", m) ==
@@ -186,7 +186,7 @@ TEST_CASE("-F %J embeds a JSON payload, printed as cJSON prints it", "[format]")
   CHECK(problem == "Error: Message payload is not valid JSON on topic a/1.");
 }
 
-TEST_CASE("--json prints one object per line, text or base64", "[format]") {
+TEST_CASE("format --json prints one object per line, text or base64", "[format]") {
   MessageFormatter f(OutputOptions{OutputStyle::json, "", true, false});
   CHECK(f.uses_time());
   CHECK(f.format(msg("a/1", "24.5", 1, true, 3), kWhen) ==
@@ -209,7 +209,7 @@ TEST_CASE("--json prints one object per line, text or base64", "[format]") {
         "\t\"received_at\":\t\"2026-11-21T21:06:23.213699Z\"\n}\n");
 }
 
-TEST_CASE("reformat_json accepts JSON and only JSON", "[format][json]") {
+TEST_CASE("format: reformat_json accepts JSON and only JSON", "[format][json]") {
   struct Case {
     const char* in;
     const char* out;  // nullptr: rejected
@@ -261,14 +261,14 @@ TEST_CASE("reformat_json accepts JSON and only JSON", "[format][json]") {
   CHECK(reformat_json("{}", true) == "{\n}");
 }
 
-TEST_CASE("json_quote escapes as cJSON does", "[format][json]") {
+TEST_CASE("format: json_quote escapes as cJSON does", "[format][json]") {
   CHECK(json_quote("") == "\"\"");
   CHECK(json_quote("a\"b\\c") == R"("a\"b\\c")");
   CHECK(json_quote("\b\f\n\r\t\x01\x1f\x7f") == "\"\\b\\f\\n\\r\\t\\u0001\\u001f\x7f\"");
   CHECK(json_quote("\u00e9") == "\"\u00e9\"");
 }
 
-TEST_CASE("base64 and ISO 8601 helpers", "[format]") {
+TEST_CASE("format: base64 and ISO 8601 helpers", "[format]") {
   // RFC 4648 section 10.
   CHECK(base64_encode("") == "");
   CHECK(base64_encode("f") == "Zg==");
