@@ -1,0 +1,34 @@
+// open_store: the factory for a DocumentStore from a URI.
+//
+//   mongodb://[user:pass@]host[:port][,...]/[?options]   libmongoc client pool
+//   mongodb+srv://...                                     (same, DNS seed list)
+//   sqlite:path/to/file.db                                embedded, one file for all databases
+//   sqlite::memory:                                       embedded, private to this store object
+//
+// MongoDB: serverSelectionTimeoutMS defaults to kDefaultServerSelectionTimeoutMs
+// (so a server that is down is reported in seconds) unless the URI sets it;
+// open_store itself does not contact the server (ping() does).
+// A bad URI throws Error (category config) saying what is wrong with it.
+// Credentials never appear in messages: see redact_uri().
+//
+// Thread-safety: open_store may be called from any thread; the returned store
+// is thread-safe (see store.hpp).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "iotbridge/store/store.hpp"
+
+namespace iotbridge::store {
+
+inline constexpr int kDefaultServerSelectionTimeoutMs = 5000;
+
+std::unique_ptr<DocumentStore> open_store(const std::string& uri);
+
+// "mongodb://user:secret@host/?authSource=x" -> "mongodb://user:***@host/?authSource=x";
+// also hides password=/tlsCertificateKeyFilePassword= options. Other URIs unchanged.
+std::string redact_uri(std::string_view uri);
+
+}  // namespace iotbridge::store
