@@ -1,0 +1,86 @@
+// Helpers shared by the MQTT integration tests: options for a fixture broker
+// and a thread-safe collector of received messages that tests wait on.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "iotbridge/mqtt/client.hpp"
+#include "iotbridge/mqtt/mosquitto.hpp"
+#include "servers.hpp"
+
+namespace iotbridge::test {
+
+inline mqtt::Options broker_options(const MosquittoServer& server, std::string client_id = {}) {
+  mqtt::Options o;
+  o.host = server.host();
+  o.port = server.port();
+  o.client_id = std::move(client_id);
+  o.connect_timeout = std::chrono::seconds(10);
+  o.reconnect_delay_min = std::chrono::milliseconds(100);
+  o.reconnect_delay_max = std::chrono::milliseconds(500);
+  return o;
+}
+
+// Collects messages from any thread; tests wait for a count or a condition.
+class Collector {
+ public:
+  mqtt::MessageHandler handler() {
+    return [this](const mqtt::Message& m) { add(m); };
+  }
+  void add(const mqtt::Message& m) {
+    {
+      std::lock_guard lock(mutex_);
+      messages_.push_back(m);
+    }
+    cv_.notify_all();
+  }
+  // True once at least n messages arrived (false after the timeout).
+  bool wait_for(std::size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, timeout, [&] { return messages_.size() >= n; });
+  }
+  std::vector<mqtt::Message> messages() const {
+    std::lock_guard lock(mutex_);
+    return messages_;
+  }
+  std::vector<std::string> payloads() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& m : messages_) out.push_back(m.payload);
+    return out;
+  }
+  std::vector<std::string> topics() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& m : messages_) out.push_back(m.topic);
+    return out;
+  }
+  std::size_t size() const {
+    std::lock_guard lock(mutex_);
+    return messages_.size();
+  }
+  void clear() {
+    std::lock_guard lock(mutex_);
+    messages_.clear();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<mqtt::Message> messages_;
+};
+
+// A marker message makes "nothing else arrived" deterministic: publish it
+// after the messages that must not arrive, on the same connection, and wait
+// for it; MQTT keeps order per publisher and topic subscription.
+inline std::vector<std::string> sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+}  // namespace iotbridge::test
