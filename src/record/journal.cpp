@@ -55,6 +55,7 @@ constexpr std::size_t kCheckpointBytes = 24;  // magic, consumed, version, crc
 constexpr std::size_t kCheckpointSlotStride = 512;  // one slot per disk sector
 constexpr std::size_t kCheckpointFileBytes = 2 * kCheckpointSlotStride;
 constexpr std::size_t kMaxProblems = 1000;
+constexpr std::size_t kSmallFrame = 4096;  // copied and written with write(): cheaper than writev
 
 void put32(std::byte* p, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));
@@ -334,8 +335,30 @@ std::uint64_t parse_segment_name(const std::string& prefix, const std::string& n
 
 }  // namespace
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+namespace {
+// The SSE 4.2 crc32 instruction computes CRC-32C 8 bytes at a time: about 10x
+// the table, which matters for the 1 MiB records the spool may hold.
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(const std::byte* p, std::size_t n, std::uint32_t crc) {
+  std::uint64_t c = crc;
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+  }
+  auto c32 = static_cast<std::uint32_t>(c);
+  for (; n > 0; ++p, --n) c32 = __builtin_ia32_crc32qi(c32, std::to_integer<unsigned char>(*p));
+  return c32;
+}
+const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
+}  // namespace
+#endif
+
 std::uint32_t crc32c(std::span<const std::byte> bytes, std::uint32_t crc) noexcept {
   crc = ~crc;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (kHaveSse42) return ~crc32c_sse42(bytes.data(), bytes.size(), crc);
+#endif
   for (std::byte b : bytes) crc = kCrcTable[(crc ^ std::to_integer<std::uint8_t>(b)) & 0xff] ^ (crc >> 8);
   return ~crc;
 }
@@ -387,9 +410,14 @@ struct Journal::Impl {
   Fd lock_fd;
   Fd checkpoint_fd;
   int checkpoint_slot = 0;  // the slot the next checkpoint goes to
-  Fd active_fd;  // open exactly when segments is not empty: the last one
+  // The last segment, open for appends (null until the first append after a
+  // retire). Shared so that sync() can fdatasync it without holding the mutex.
+  std::shared_ptr<Fd> active_fd;
+  std::mutex trim_mutex;  // serialises trims; taken before `mutex`
+  std::uint64_t write_gen = 0;   // appends so far
+  std::uint64_t synced_gen = 0;  // appends known to be on disk
+  std::vector<std::byte> frame_buffer;  // small frames go out in one write()
   std::vector<Segment> segments;
-  bool active_dirty = false;  // appended since the last fdatasync
   bool dir_dirty = false;     // a segment created since the last directory fsync
   bool broken = false;        // a failed write could not be undone: appends refused
   std::uint64_t next_seq = 1;
@@ -515,19 +543,6 @@ struct Journal::Impl {
     return b;
   }
 
-  void write_checkpoint_slot(int slot, std::uint64_t seq) {
-    auto b = slot_bytes(seq);
-    if (int err = pwrite_all(checkpoint_fd.get(), b, static_cast<off_t>(slot * kCheckpointSlotStride)))
-      throw_io(checkpoint_path(), "cannot write the checkpoint", err);
-    if (options.fsync)
-      if (int err = fsync_fd(checkpoint_fd.get(), true)) throw_io(checkpoint_path(), "fdatasync of the checkpoint failed", err);
-  }
-
-  void write_checkpoint(std::uint64_t seq) {
-    write_checkpoint_slot(checkpoint_slot, seq);
-    checkpoint_slot = 1 - checkpoint_slot;
-  }
-
   void list_segments() {
     std::error_code ec;
     std::vector<Segment> found;
@@ -625,7 +640,7 @@ struct Journal::Impl {
       return;
     }
     next_seq = std::max(end, consumed + 1);
-    active_fd = std::move(fd);
+    active_fd = std::make_shared<Fd>(std::move(fd));
   }
 
   // ---- writing ----
@@ -633,17 +648,16 @@ struct Journal::Impl {
   void retire_active() {
     if (!active_fd) return;
     active_fd.reset();
-    active_dirty = false;
     ::unlink(segments.back().path.c_str());
     bytes_on_disk -= segments.back().bytes;
     segments.pop_back();
   }
 
   void close_active_for_roll() {
-    if (active_dirty && options.fsync)
-      if (int err = fsync_fd(active_fd.get(), true)) throw_io(segments.back().path, "fdatasync failed", err);
+    if (write_gen != synced_gen && options.fsync)
+      if (int err = fsync_fd(active_fd->get(), true)) throw_io(segments.back().path, "fdatasync failed", err);
+    synced_gen = write_gen;
     active_fd.reset();
-    active_dirty = false;
   }
 
   void create_segment() {
@@ -659,9 +673,8 @@ struct Journal::Impl {
     s.bytes = kHeaderBytes;
     bytes_on_disk += kHeaderBytes;
     segments.push_back(std::move(s));
-    active_fd = std::move(fd);
+    active_fd = std::make_shared<Fd>(std::move(fd));
     dir_dirty = true;
-    active_dirty = true;
   }
 
   [[noreturn]] void throw_full(std::uint64_t needed) {
@@ -695,10 +708,17 @@ struct Journal::Impl {
     std::byte fh[kFrameHeaderBytes];
     put32(fh, static_cast<std::uint32_t>(payload.size()));
     put32(fh + 4, frame_crc(next_seq, static_cast<std::uint32_t>(payload.size()), payload));
-    int err = write_all(active_fd.get(), fh, payload);
+    auto write_frame = [&] {
+      if (payload.size() > kSmallFrame) return write_all(active_fd->get(), fh, payload);
+      frame_buffer.resize(frame);
+      std::memcpy(frame_buffer.data(), fh, kFrameHeaderBytes);
+      if (!payload.empty()) std::memcpy(frame_buffer.data() + kFrameHeaderBytes, payload.data(), payload.size());
+      return write_all(active_fd->get(), frame_buffer);
+    };
+    int err = write_frame();
     if (err) {
       // Undo the partial frame so the file ends on a record boundary again.
-      if (::ftruncate(active_fd.get(), static_cast<off_t>(segments.back().bytes)) != 0) broken = true;
+      if (::ftruncate(active_fd->get(), static_cast<off_t>(segments.back().bytes)) != 0) broken = true;
       // Out of room, but the active segment holds only consumed records: give
       // its space back and try once more in a fresh segment.
       if (!broken && (err == ENOSPC || err == EDQUOT) && consumed + 1 >= next_seq &&
@@ -706,8 +726,8 @@ struct Journal::Impl {
         retire_active();
         try {
           create_segment();
-          err = write_all(active_fd.get(), fh, payload);
-          if (err && ::ftruncate(active_fd.get(), static_cast<off_t>(segments.back().bytes)) != 0) broken = true;
+          err = write_frame();
+          if (err && ::ftruncate(active_fd->get(), static_cast<off_t>(segments.back().bytes)) != 0) broken = true;
         } catch (const Error& e) {
           err = e.code() ? e.code() : EIO;
         }
@@ -722,31 +742,52 @@ struct Journal::Impl {
     Segment& s = segments.back();
     s.bytes += frame;
     bytes_on_disk += frame;
-    active_dirty = true;
+    ++write_gen;
     ++counters.appended;
     return next_seq++;
   }
 
-  void sync() {
+  // Called with the mutex held; returns with it held, but drops it around the
+  // fdatasync so that appends (the network thread) never wait for the disk.
+  void sync(std::unique_lock<std::mutex>& lock) {
     if (!options.fsync) {
-      active_dirty = dir_dirty = false;
+      synced_gen = write_gen;
+      dir_dirty = false;
       return;
     }
-    if (active_dirty && active_fd) {
-      if (int err = fsync_fd(active_fd.get(), true)) throw_io(segments.back().path, "fdatasync failed", err);
-    }
-    active_dirty = false;
     if (dir_dirty) sync_dir();
+    if (write_gen == synced_gen || !active_fd) return;
+    std::shared_ptr<Fd> fd = active_fd;
+    std::uint64_t gen = write_gen;
+    fs::path path = segments.back().path;
+    lock.unlock();
+    int err = fsync_fd(fd->get(), true);
+    lock.lock();
+    if (err) throw_io(path, "fdatasync failed", err);
+    synced_gen = std::max(synced_gen, gen);
   }
 
-  void trim_through(std::uint64_t seq) {
+  // Called with trim_mutex and the mutex held; drops the mutex around the
+  // checkpoint's fdatasync like sync().
+  void trim_through(std::uint64_t seq, std::unique_lock<std::mutex>& lock) {
     seq = std::min(seq, next_seq - 1);
     if (seq <= consumed) return;
     // A new segment must be durable in the directory before a checkpoint that
     // may delete its predecessors is.
     if (dir_dirty) sync_dir();
-    write_checkpoint(seq);
-    consumed = seq;
+    auto b = slot_bytes(seq);
+    if (int err = pwrite_all(checkpoint_fd.get(), b, static_cast<off_t>(checkpoint_slot * kCheckpointSlotStride)))
+      throw_io(checkpoint_path(), "cannot write the checkpoint", err);
+    if (options.fsync) {
+      lock.unlock();
+      int err = fsync_fd(checkpoint_fd.get(), true);
+      lock.lock();
+      // The slot written may not be durable: write it again next time, so the
+      // other slot keeps the last durable position.
+      if (err) throw_io(checkpoint_path(), "fdatasync of the checkpoint failed", err);
+    }
+    checkpoint_slot = 1 - checkpoint_slot;
+    consumed = std::max(consumed, seq);
     std::vector<Segment> keep;
     for (std::size_t i = 0; i < segments.size(); ++i) {
       bool last = i + 1 == segments.size();
@@ -774,8 +815,8 @@ Journal::Journal(fs::path dir, JournalOptions options, JournalProblemHandler on_
 
 Journal::~Journal() {
   try {
-    std::lock_guard lock(impl_->mutex);
-    impl_->sync();
+    std::unique_lock lock(impl_->mutex);
+    impl_->sync(lock);
   } catch (...) {
     // Destructors never throw; what was not synced is what sync() promises nothing about.
   }
@@ -791,13 +832,14 @@ std::uint64_t Journal::append(std::string_view payload) {
 }
 
 void Journal::sync() {
-  std::lock_guard lock(impl_->mutex);
-  impl_->sync();
+  std::unique_lock lock(impl_->mutex);
+  impl_->sync(lock);
 }
 
 void Journal::trim_through(std::uint64_t sequence) {
-  std::lock_guard lock(impl_->mutex);
-  impl_->trim_through(sequence);
+  std::lock_guard trim_lock(impl_->trim_mutex);
+  std::unique_lock lock(impl_->mutex);
+  impl_->trim_through(sequence, lock);
 }
 
 std::uint64_t Journal::replay(const JournalVisitor& visit, std::uint64_t from) {
