@@ -1053,14 +1053,16 @@ class MosquittoClient final : public Client {
         deliveries_.erase(it);
       }
     }
+    if (auto cb = get_callback(publish_cb_)) call_user("on_publish", cb, PublishResult{mid, reason});
+    // After on_publish, so that a waiter sees its effects.
     if (d.state) finish_delivery(d, reason);
-    call_user("on_publish", get_callback(publish_cb_), PublishResult{mid, reason});
   }
 
   void handle_suback(int mid, int count, const int* granted) {
     SubscribeResult result;
     result.mid = mid;
     result.granted_qos.assign(granted, granted + std::max(count, 0));
+    std::vector<std::pair<Waiter, int>> answers;
     {
       std::lock_guard lock(subs_mutex_);
       if (auto it = pending_subs_.find(mid); it != pending_subs_.end()) {
@@ -1072,7 +1074,7 @@ class MosquittoClient final : public Client {
         if (rec == subs_.end()) continue;
         int code = result.granted_qos[i];
         rec->second.confirmed = !SubscribeResult::is_failure(code);
-        for (auto& w : rec->second.waiters) w.state->grant(w.index, code);
+        for (auto& w : rec->second.waiters) answers.emplace_back(std::move(w), code);
         rec->second.waiters.clear();
       }
     }
@@ -1082,6 +1084,8 @@ class MosquittoClient final : public Client {
                                    hex_code(result.granted_qos[i]) + ")");
     }
     call_user("on_subscribe", get_callback(subscribe_cb_), result);
+    // Tokens complete after on_subscribe ran, so a waiter sees its effects.
+    for (auto& [w, code] : answers) w.state->grant(w.index, code);
   }
 
   void handle_unsuback(int mid) {

@@ -196,7 +196,7 @@ class Array {
 // Raw bytes of a BSON type iotbridge does not model, kept so it round-trips.
 struct OtherBson {
   std::uint8_t bson_type = 0;
-  std::vector<std::uint8_t> bytes;  // the element's value bytes
+  std::vector<std::uint8_t> bytes;  // a one-field BSON document {"": value} holding it
   friend bool operator==(const OtherBson&, const OtherBson&) = default;
 };
 

@@ -166,6 +166,7 @@ class Collection {
   // ---- indexes ----
   // Returns the index name. Creating an existing identical index is a no-op.
   virtual std::string create_index(const IndexSpec& spec) = 0;
+  // "_id_" first, then by name.
   virtual std::vector<IndexInfo> list_indexes() = 0;
   virtual void drop_index(const std::string& name) = 0;
 

@@ -1,0 +1,22 @@
+// Private factories of the two backends, called by open_store().
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "iotbridge/store/store.hpp"
+
+namespace iotbridge::store::detail {
+
+// path: a file name, or ":memory:" for a private in-memory store.
+std::unique_ptr<DocumentStore> open_sqlite(const std::string& path, const std::string& description);
+// uri: a validated mongodb:// or mongodb+srv:// URI.
+std::unique_ptr<DocumentStore> open_mongo(const std::string& uri);
+
+// MongoDB's rules for names, shared so both backends refuse the same ones.
+void check_database_name(const std::string& db);
+void check_collection_name(const std::string& name);
+// "topic_1_reg_date_-1"
+std::string default_index_name(const std::vector<std::pair<std::string, int>>& keys);
+
+}  // namespace iotbridge::store::detail

@@ -1,0 +1,360 @@
+// The client's guarantees under stress, against a real Mosquitto: callbacks
+// that call back into the client, exceptions in callbacks, the three loop
+// styles, reconnect + resubscribe after the broker dies, will on abnormal
+// death, persistent sessions, flow control, and bad input.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <thread>
+
+#include "iotbridge/error.hpp"
+#include "mqtt_helpers.hpp"
+
+using namespace iotbridge;
+using namespace iotbridge::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::unique_ptr<mqtt::Client> started(mqtt::Options o) {
+  auto c = mqtt::make_mosquitto_client(std::move(o));
+  c->connect();
+  c->loop_start();
+  return c;
+}
+
+// Waits for a condition that another thread makes true (polling a counter).
+template <typename F>
+bool eventually(F&& condition, std::chrono::milliseconds timeout = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("callbacks may call publish, subscribe, unsubscribe and disconnect without deadlock",
+          "[mqtt][integration]") {
+  MosquittoServer broker;
+  Collector replies, second;
+  std::atomic<int> connects{0};
+  auto c = mqtt::make_mosquitto_client(broker_options(broker));
+  mqtt::Client* self = c.get();
+  // The tutorials' pattern: subscribe inside on_connect.
+  c->on_connect([&](const mqtt::ConnectResult& r) {
+    if (r.reason_code != 0) return;
+    ++connects;
+    self->subscribe("req/#", 1, [self, &second](const mqtt::Message& m) {
+      self->publish("reply/" + m.topic.substr(4), "re:" + m.payload, 1);  // QoS 1 from the network thread
+      self->subscribe("second/#", 1, second.handler());
+      self->unsubscribe("req/#");
+    });
+  });
+  c->connect();
+  c->loop_start();
+  auto pub = started(broker_options(broker));
+  REQUIRE(pub->subscribe("reply/#", 1, replies.handler()).wait_for(5s));
+  REQUIRE(eventually([&] { return c->subscriptions().size() == 1; }));
+  // The SUBACK may still be on its way: retry until the request is answered.
+  REQUIRE(eventually([&] {
+    pub->publish("req/1", "ping", 1);
+    return replies.wait_for(1, 200ms);
+  }));
+  CHECK(replies.messages()[0].payload == "re:ping");
+  CHECK(replies.messages()[0].topic == "reply/1");
+  REQUIRE(eventually([&] { return c->subscriptions() == std::vector<std::string>{"second/#"}; }));
+  REQUIRE(eventually([&] {
+    pub->publish("second/x", "y", 1);
+    return second.wait_for(1, 200ms);
+  }));
+  CHECK(connects == 1);
+
+  // disconnect() from inside a message handler.
+  std::atomic<bool> disconnected{false};
+  c->on_disconnect([&](const mqtt::DisconnectInfo& info) {
+    CHECK_FALSE(info.unexpected);
+    disconnected = true;
+  });
+  c->subscribe("bye", 1, [self](const mqtt::Message&) { self->disconnect(); }).wait();
+  pub->publish("bye", "now", 1).wait();
+  REQUIRE(eventually([&] { return disconnected.load(); }));
+  CHECK_FALSE(c->connected());
+}
+
+TEST_CASE("an exception thrown by a callback is caught and logged; the loop goes on", "[mqtt][integration]") {
+  MosquittoServer broker;
+  Collector got;
+  std::mutex mutex;
+  std::vector<std::string> errors;
+  auto c = mqtt::make_mosquitto_client(broker_options(broker));
+  c->on_log([&](mqtt::LogLevel level, std::string_view text) {
+    if (level != mqtt::LogLevel::error) return;
+    std::lock_guard lock(mutex);
+    errors.emplace_back(text);
+  });
+  c->on_connect([](const mqtt::ConnectResult&) { throw std::runtime_error("boom in on_connect"); });
+  c->connect();
+  c->loop_start();
+  c->subscribe("ex/#", 1, [&](const mqtt::Message& m) {
+    if (m.payload == "throw") throw std::runtime_error("boom in handler");
+    got.add(m);
+  }).wait();
+  auto pub = started(broker_options(broker));
+  pub->publish("ex/1", "throw", 1).wait();
+  pub->publish("ex/1", "after", 1).wait();
+  REQUIRE(got.wait_for(1));
+  CHECK(got.payloads() == std::vector<std::string>{"after"});
+  std::lock_guard lock(mutex);
+  REQUIRE(errors.size() == 2);
+  CHECK_THAT(errors[0], Catch::Contains("boom in on_connect"));
+  CHECK_THAT(errors[1], Catch::Contains("boom in handler"));
+}
+
+TEST_CASE("loop_forever runs the network on the caller's thread until the stop token fires",
+          "[mqtt][integration]") {
+  MosquittoServer broker;
+  Collector got;
+  auto c = mqtt::make_mosquitto_client(broker_options(broker));
+  c->subscribe("lf/#", 1, got.handler());  // remembered, sent on connect
+  c->connect();
+  std::stop_source stop;
+  std::thread runner([&] { c->loop_forever(stop.get_token()); });
+  auto pub = started(broker_options(broker));
+  REQUIRE(eventually([&] {
+    pub->publish("lf/x", "hello", 1);
+    return got.wait_for(1, 200ms);
+  }));
+  CHECK_THROWS_AS(c->loop_start(), Error);  // one network owner at a time
+  stop.request_stop();
+  runner.join();
+  CHECK_FALSE(c->connected());
+  CHECK(got.messages()[0].payload == "hello");
+}
+
+TEST_CASE("loop(timeout) drives the network by hand", "[mqtt][integration]") {
+  MosquittoServer broker;
+  Collector got;
+  auto c = mqtt::make_mosquitto_client(broker_options(broker));
+  c->connect();
+  auto sub = c->subscribe("manual/#", 1, got.handler());
+  while (!sub.done()) c->loop(50ms);
+  auto token = c->publish("manual/1", "by hand", 1);
+  for (int i = 0; i < 200 && !(token.done() && got.size() == 1); ++i) c->loop(50ms);
+  CHECK(token.done());
+  CHECK(got.payloads() == std::vector<std::string>{"by hand"});
+  c->disconnect();
+  CHECK_FALSE(c->connected());
+}
+
+TEST_CASE("broker killed and restarted mid-stream: reconnect and resubscribe by itself", "[mqtt][integration]") {
+  MosquittoServer broker;
+  Collector got;
+  std::atomic<int> connects{0}, lost{0}, subacks{0};
+  auto sub = mqtt::make_mosquitto_client(broker_options(broker));
+  sub->on_connect([&](const mqtt::ConnectResult& r) {
+    if (r.reason_code == 0) ++connects;
+  });
+  sub->on_disconnect([&](const mqtt::DisconnectInfo& info) {
+    if (info.unexpected) ++lost;
+  });
+  sub->on_subscribe([&](const mqtt::SubscribeResult&) { ++subacks; });
+  sub->connect();
+  sub->loop_start();
+  REQUIRE(sub->subscribe("stream/#", 1, got.handler()).wait_for(5s));
+  auto pub = started(broker_options(broker));
+  for (int i = 0; i < 10; ++i) pub->publish("stream/x", "before " + std::to_string(i), 1).wait();
+  REQUIRE(got.wait_for(10));
+
+  broker.kill();
+  REQUIRE(eventually([&] { return lost.load() == 1 && !sub->connected() && !pub->connected(); }));
+  // QoS 1 while the broker is down: kept and sent after the reconnect.
+  auto queued = pub->publish("stream/x", "while down", 1);
+  CHECK_FALSE(queued.done());
+  broker.start();
+  REQUIRE(sub->wait_connected(20s));
+  REQUIRE(pub->wait_connected(20s));
+  REQUIRE(eventually([&] { return subacks.load() == 2; }));  // resubscribed by itself
+  CHECK(connects == 2);
+  CHECK(sub->subscriptions() == std::vector<std::string>{"stream/#"});
+  REQUIRE(queued.wait_for(10s));
+  for (int i = 0; i < 10; ++i) pub->publish("stream/x", "after " + std::to_string(i), 1).wait();
+  REQUIRE(got.wait_for(20));
+  auto p = got.payloads();
+  CHECK(p.back() == "after 9");
+  CHECK(std::count(p.begin(), p.end(), "after 0") == 1);
+}
+
+TEST_CASE("persistent session: QoS 1 messages published while away arrive on return", "[mqtt][integration]") {
+  MosquittoServer broker;
+  auto pub = started(broker_options(broker));
+  for (auto protocol : {mqtt::Protocol::v311, mqtt::Protocol::v5}) {
+    INFO("protocol " << static_cast<int>(protocol));
+    std::string id = "persistent-" + std::to_string(static_cast<int>(protocol));
+    auto o = broker_options(broker, id);
+    o.clean_session = false;
+    o.protocol = protocol;
+    Collector got, fresh;
+    {
+      auto sub = mqtt::make_mosquitto_client(o);
+      CHECK_FALSE(sub->connect().session_present);
+      sub->loop_start();
+      REQUIRE(sub->subscribe("persist/#", 1, got.handler()).wait_for(5s));
+      sub->disconnect();
+    }
+    for (int i = 0; i < 5; ++i) pub->publish("persist/x", "away " + std::to_string(i), 1).wait();
+    // A new client object with the same id: the broker resumes the session
+    // and delivers what was queued, to the default handler (no filter known here).
+    auto back = mqtt::make_mosquitto_client(o);
+    back->on_message(fresh.handler());
+    auto r = back->connect();
+    CHECK(r.session_present);
+    back->loop_start();
+    REQUIRE(fresh.wait_for(5));
+    CHECK(fresh.payloads() ==
+          std::vector<std::string>{"away 0", "away 1", "away 2", "away 3", "away 4"});
+    CHECK(got.size() == 0);
+    back->disconnect();
+  }
+}
+
+TEST_CASE("will message delivered when a client dies without DISCONNECT", "[mqtt][integration]") {
+  MosquittoServer broker;
+  Collector wills, ready;
+  auto watcher = started(broker_options(broker));
+  REQUIRE(watcher->subscribe("devices/+/status", 1, wills.handler()).wait_for(5s));
+  REQUIRE(watcher->subscribe("helper/ready", 1, ready.handler()).wait_for(5s));
+  // The dying client is this test binary running the hidden helper below, in a
+  // child process, killed with SIGKILL: no DISCONNECT can be sent.
+  TempDir dir("iotbridge-will");
+  ::setenv("IOTBRIDGE_WILL_PORT", std::to_string(broker.port()).c_str(), 1);
+  Process child({"/proc/self/exe", "mqtt will helper"}, dir / "child.log");
+  REQUIRE(ready.wait_for(1, 20s));
+  child.kill_hard();
+  REQUIRE(wills.wait_for(1, 20s));
+  auto m = wills.messages().at(0);
+  CHECK(m.topic == "devices/d1/status");
+  CHECK(m.payload == "offline (unexpected)");
+}
+
+// Run only by the will test above, in a child process.
+TEST_CASE("mqtt will helper", "[.][mqtt-helper]") {
+  const char* port = std::getenv("IOTBRIDGE_WILL_PORT");
+  REQUIRE(port);
+  mqtt::Options o;
+  o.host = "127.0.0.1";
+  o.port = std::atoi(port);
+  o.keepalive = 5s;
+  o.will = mqtt::Will{"devices/d1/status", "offline (unexpected)", 1, false};
+  auto c = mqtt::make_mosquitto_client(o);
+  c->connect();
+  c->loop_start();
+  c->publish("helper/ready", "ready", 1).wait();
+  for (;;) ::pause();  // until SIGKILL
+}
+
+TEST_CASE("a clean disconnect does not publish the will", "[mqtt][integration]") {
+  MosquittoServer broker;
+  Collector wills;
+  auto watcher = started(broker_options(broker));
+  REQUIRE(watcher->subscribe("w/#", 1, wills.handler()).wait_for(5s));
+  auto o = broker_options(broker);
+  o.will = mqtt::Will{"w/status", "gone", 1, false};
+  {
+    auto c = started(o);
+    c->disconnect();
+  }
+  auto pub = started(broker_options(broker));
+  pub->publish("w/marker", "marker", 1).wait();
+  REQUIRE(wills.wait_for(1));
+  CHECK(wills.payloads() == std::vector<std::string>{"marker"});
+}
+
+TEST_CASE("flow control: unacknowledged QoS 1 messages are bounded; fail or block per option",
+          "[mqtt][integration]") {
+  MosquittoServer broker;
+  auto o = broker_options(broker);
+  o.max_inflight = 2;
+  o.max_queued = 5;
+  o.when_full = mqtt::WhenFull::fail;
+  auto c = started(o);
+  // A paused broker acknowledges nothing.
+  ::kill(broker.pid(), SIGSTOP);
+  std::vector<mqtt::DeliveryToken> tokens;
+  for (int i = 0; i < 5; ++i) tokens.push_back(c->publish("flow/x", std::to_string(i), 1));
+  CHECK(c->unacknowledged() == 5);
+  CHECK_THROWS_WITH(c->publish("flow/x", "sixth", 1), Catch::Contains("Options::max_queued"));
+  CHECK(c->unacknowledged() == 5);
+  // QoS 0 is not counted.
+  c->publish("flow/x", "qos0", 0);
+  ::kill(broker.pid(), SIGCONT);
+  for (auto& t : tokens) REQUIRE(t.wait_for(10s));
+  REQUIRE(eventually([&] { return c->unacknowledged() == 0; }));
+
+  auto ob = o;
+  ob.when_full = mqtt::WhenFull::block;
+  ob.publish_timeout = 200ms;
+  auto b = started(ob);
+  ::kill(broker.pid(), SIGSTOP);
+  for (int i = 0; i < 5; ++i) b->publish("flow/y", std::to_string(i), 1);
+  CHECK_THROWS_WITH(b->publish("flow/y", "blocked", 1), Catch::Contains("timed out after 200 ms"));
+  ::kill(broker.pid(), SIGCONT);
+
+  // Blocking with acknowledgements flowing: many messages, never more than the bound.
+  ob.publish_timeout = 30s;
+  Collector got;
+  auto sub = started(broker_options(broker));
+  REQUIRE(sub->subscribe("flow/z", 1, got.handler()).wait_for(5s));
+  auto fast = started(ob);
+  std::size_t most = 0;
+  mqtt::DeliveryToken last;
+  for (int i = 0; i < 2000; ++i) {
+    last = fast->publish("flow/z", std::to_string(i), 1);
+    most = std::max(most, fast->unacknowledged());
+  }
+  REQUIRE(last.wait_for(30s));
+  CHECK(most <= 5);
+  REQUIRE(got.wait_for(2000, 30s));
+  CHECK(got.size() == 2000);
+}
+
+TEST_CASE("QoS 0 while disconnected is queued (bounded) when asked, sent on connect", "[mqtt][integration]") {
+  MosquittoServer broker;
+  Collector got;
+  auto sub = started(broker_options(broker));
+  REQUIRE(sub->subscribe("offline/#", 0, got.handler()).wait_for(5s));
+  auto o = broker_options(broker);
+  o.queue_qos0_offline = true;
+  o.max_offline_queue = 3;
+  o.when_full = mqtt::WhenFull::fail;
+  auto c = mqtt::make_mosquitto_client(o);
+  std::vector<mqtt::DeliveryToken> tokens;
+  for (int i = 0; i < 3; ++i) tokens.push_back(c->publish("offline/x", std::to_string(i), 0));
+  CHECK_FALSE(tokens[0].done());
+  CHECK_THROWS_WITH(c->publish("offline/x", "fourth", 0), Catch::Contains("offline queue full"));
+  c->connect();
+  c->loop_start();
+  for (auto& t : tokens) REQUIRE(t.wait_for(10s));
+  REQUIRE(got.wait_for(3));
+  CHECK(got.payloads() == std::vector<std::string>{"0", "1", "2"});
+}
+
+TEST_CASE("a payload over the broker's maximum packet size is refused with a clear error (MQTT 5)",
+          "[mqtt][integration]") {
+  MosquittoServer::Options bo;
+  bo.extra_config = "max_packet_size 2000\n";
+  MosquittoServer broker(bo);
+  auto o = broker_options(broker);
+  o.protocol = mqtt::Protocol::v5;
+  auto c = started(o);
+  CHECK_THROWS_WITH(c->publish("big/x", std::string(5000, 'x'), 1),
+                    Catch::Contains("larger than the broker accepts"));
+  CHECK(c->unacknowledged() == 0);
+  CHECK(c->publish("big/x", std::string(100, 'x'), 1).wait_for(5s));
+  CHECK(c->connected());
+}

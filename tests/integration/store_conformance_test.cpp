@@ -1,0 +1,504 @@
+// One conformance suite for every DocumentStore backend: each test case runs
+// against a SQLite file, SQLite in memory, and the MongoDB-compatible server
+// of the test fixture (FerretDB 1.24, or IOTBRIDGE_TEST_MONGO_URI), and
+// asserts the same expected results for all three.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <set>
+
+#include "iotbridge/store/open.hpp"
+#include "servers.hpp"
+
+using namespace iotbridge;
+using namespace iotbridge::store;
+using iotbridge::test::TempDir;
+
+namespace {
+
+struct Backend {
+  std::string kind;
+  std::unique_ptr<TempDir> dir;
+  std::unique_ptr<DocumentStore> store;
+  std::string db;
+
+  explicit Backend(const std::string& k) : kind(k) {
+    if (kind == "sqlite-file") {
+      dir = std::make_unique<TempDir>("iotbridge-store");
+      store = open_store("sqlite:" + (dir->path() / "store.db").string());
+      db = "testDB";
+    } else if (kind == "sqlite-memory") {
+      store = open_store("sqlite::memory:");
+      db = "testDB";
+    } else {
+      store = open_store(iotbridge::test::test_mongo_uri());
+      db = iotbridge::test::unique_db_name("iotb_conf");
+    }
+  }
+  ~Backend() {
+    if (kind == "mongodb") {
+      try {
+        store->drop_database(db);
+      } catch (...) {
+      }
+    }
+  }
+  bool mongo() const { return kind == "mongodb"; }
+  std::shared_ptr<Collection> coll(const std::string& name) { return store->collection(db, name); }
+};
+
+// Every test case body starts with this: one run per backend.
+#define FOR_EACH_BACKEND(var)                                                                   \
+  const std::string backend_kind = GENERATE(as<std::string>{}, "sqlite-file", "sqlite-memory", "mongodb"); \
+  if (backend_kind == "mongodb") IOTBRIDGE_REQUIRE_MONGO();                                    \
+  INFO("backend: " << backend_kind);                                                           \
+  Backend var(backend_kind)
+
+Document J(const std::string& json) { return Document::from_json(json); }
+
+std::vector<std::string> jsons(Cursor& cursor) {
+  std::vector<std::string> out;
+  while (auto d = cursor.next()) out.push_back(d->to_json());
+  return out;
+}
+
+std::vector<std::string> find_json(Collection& c, const std::string& filter, FindOptions o = {}) {
+  auto cursor = c.find(J(filter), o);
+  return jsons(*cursor);
+}
+
+FindOptions proj(const std::string& p) {
+  FindOptions o;
+  o.projection = J(p);
+  return o;
+}
+
+void insert_container_box(Collection& c) {
+  std::vector<Document> docs = {J(R"({"name": "bear", "weight": 60, "category": "animal"})"),
+                                J(R"({"name": "bear", "weight": 10, "category": "animal"})"),
+                                J(R"({"name": "cat", "weight": 2, "category": "animal"})"),
+                                J(R"({"name": "phone", "weight": 1, "category": "electronic"})")};
+  auto r = c.insert_many(std::move(docs));
+  REQUIRE(r.inserted_count == 4);
+  REQUIRE(r.inserted_ids.size() == 4);
+}
+
+}  // namespace
+
+TEST_CASE("store: containerBox find, projection, updateMany, deleteMany", "[store][conformance]") {
+  FOR_EACH_BACKEND(b);
+  auto c = b.coll("containerBox");
+  insert_container_box(*c);
+
+  CHECK(c->count_documents() == 4);
+  CHECK(find_json(*c, R"({"category": "animal", "name": "bear"})", proj(R"({"_id": 0})")) ==
+        std::vector<std::string>{R"({ "name" : "bear", "weight" : 60, "category" : "animal" })",
+                                 R"({ "name" : "bear", "weight" : 10, "category" : "animal" })"});
+
+  // {weight: 1} keeps _id; {category: 0, name: 0} gives the same documents.
+  auto incl = c->find(J(R"({"category": "animal", "name": "bear"})"), proj(R"({"weight": 1})"))->to_vector();
+  auto excl = c->find(J(R"({"category": "animal", "name": "bear"})"), proj(R"({"category": 0, "name": 0})"))->to_vector();
+  REQUIRE(incl.size() == 2);
+  CHECK(incl == excl);
+  CHECK(incl[0].keys() == std::vector<std::string>{"_id", "weight"});
+  CHECK(incl[0].get("_id")->is<ObjectId>());
+
+  CHECK(find_json(*c, R"({"category": "animal", "name": "bear"})", proj(R"({"_id": 0, "weight": 1})")) ==
+        std::vector<std::string>{R"({ "weight" : 60 })", R"({ "weight" : 10 })"});
+  CHECK(find_json(*c, "{}", proj(R"({"name": true, "weight": true, "_id": false})")).size() == 4);
+
+  auto up = c->update_many(J(R"({"name": "bear"})"), J(R"({"$set": {"name": "teddy bear", "category": "tody"}})"));
+  CHECK(up.matched == 2);
+  CHECK(up.modified == 2);
+  CHECK(find_json(*c, "{}", proj(R"({"_id": false})")) ==
+        std::vector<std::string>{R"({ "name" : "teddy bear", "weight" : 60, "category" : "tody" })",
+                                 R"({ "name" : "teddy bear", "weight" : 10, "category" : "tody" })",
+                                 R"({ "name" : "cat", "weight" : 2, "category" : "animal" })",
+                                 R"({ "name" : "phone", "weight" : 1, "category" : "electronic" })"});
+
+  CHECK(c->delete_many(J(R"({"category": "animal"})")) == 1);
+  CHECK(c->count_documents() == 3);
+  CHECK(c->delete_many(J("{}")) == 3);
+  CHECK(c->count_documents() == 0);
+}
+
+TEST_CASE("store: every BSON type round-trips", "[store][conformance]") {
+  FOR_EACH_BACKEND(b);
+  auto c = b.coll("types");
+  auto id = ObjectId::generate();
+  Document doc;
+  doc.append("_id", id)
+      .append("d", 24.5)
+      .append("i32", 7)
+      .append("i64", 9007199254740993LL)
+      .append("s", "héllo")
+      .append("t", true)
+      .append("n", nullptr)
+      .append("doc", Document().append("x", 1).append("y", Document().append("z", "deep")))
+      .append("arr", Array{1, "two", 3.5, Document().append("k", false)})
+      .append("bin", Binary{{0, 1, 2, 255}, 0})
+      .append("oid", ObjectId::from_hex("5eb8e9f95284dfa9e50224e3"))
+      .append("date", DateTime{1589176825123})
+      .append("ts", Document().append("ts", Timestamp{1589176825, 3}));
+  CHECK(c->insert_one(doc) == Value(id));
+  auto back = c->find_one(J("{}"));
+  REQUIRE(back);
+  CHECK(back->to_json(JsonMode::canonical) == doc.to_json(JsonMode::canonical));
+  CHECK(*back == doc);
+  CHECK(back->get("i64")->is<std::int64_t>());
+  CHECK(back->get("i32")->is<std::int32_t>());
+  CHECK(back->get_datetime("date")->millis == 1589176825123);
+  CHECK(back->get("ts.ts")->as_timestamp() == Timestamp{1589176825, 3});
+  CHECK(back->get_string("doc.y.z") == "deep");
+  CHECK(back->get("arr.3.k")->as_bool() == false);
+
+  // Typed equality finds each value.
+  CHECK(c->count_documents(J(R"({"i64": {"$numberLong": "9007199254740993"}})")) == 1);
+  CHECK(c->count_documents(J(R"({"date": {"$date": {"$numberLong": "1589176825123"}}})")) == 1);
+  CHECK(c->count_documents(J(R"({"oid": {"$oid": "5eb8e9f95284dfa9e50224e3"}})")) == 1);
+  CHECK(c->count_documents(J(R"({"t": true})")) == 1);
+  CHECK(c->count_documents(J(R"({"n": null})")) == 1);
+  CHECK(c->count_documents(J(R"({"missing": null})")) == 1);
+  CHECK(c->count_documents(J(R"({"i32": 7.0})")) == 1);  // numbers compare across types
+}
+
+TEST_CASE("store: dotted paths on nested documents and arrays", "[store][conformance]") {
+  FOR_EACH_BACKEND(b);
+  auto a = b.coll("A");
+  a->insert_one(J(R"({"name": {"firstName": "Karoid", "lastName": "Jeong"}})"));
+  a->insert_one(J(R"({"name": {"firstName": "Mina", "lastName": "Kim"}})"));
+  CHECK(find_json(*a, R"({"name.firstName": "Karoid"})", proj(R"({"_id": 0, "name.lastName": 1})")) ==
+        std::vector<std::string>{R"({ "name" : { "lastName" : "Jeong" } })"});
+
+  auto bb = b.coll("B");
+  bb->insert_many({J(R"({"n": 1, "numbers": [101, 32, 21, 11]})"), J(R"({"n": 2, "numbers": [64, 94, 15]})"),
+                   J(R"({"n": 3, "numbers": [52, 68, 75]})")});
+  FindOptions only_n = proj(R"({"_id": 0, "n": 1})");
+  CHECK(find_json(*bb, R"({"numbers": 32})", only_n) == std::vector<std::string>{R"({ "n" : 1 })"});
+  CHECK(find_json(*bb, R"({"numbers.0": 64})", only_n) == std::vector<std::string>{R"({ "n" : 2 })"});
+  CHECK(find_json(*bb, R"({"numbers.1": {"$gt": 60}})", only_n) ==
+        std::vector<std::string>{R"({ "n" : 2 })", R"({ "n" : 3 })"});
+  CHECK(find_json(*bb, R"({"numbers": {"$gt": 100}})", only_n) == std::vector<std::string>{R"({ "n" : 1 })"});
+  CHECK(find_json(*bb, R"({"numbers": [64, 94, 15]})", only_n) == std::vector<std::string>{R"({ "n" : 2 })"});
+  CHECK(find_json(*bb, R"({"numbers": {"$in": [15, 11]}})", only_n) ==
+        std::vector<std::string>{R"({ "n" : 1 })", R"({ "n" : 2 })"});
+
+  auto orders = b.coll("orders");
+  orders->insert_many({J(R"({"n": 1, "items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 5}]})"),
+                       J(R"({"n": 2, "items": [{"sku": "c", "qty": 2}]})")});
+  CHECK(find_json(*orders, R"({"items.sku": "b"})", only_n) == std::vector<std::string>{R"({ "n" : 1 })"});
+  CHECK(find_json(*orders, R"({"items.qty": {"$gte": 2}})", only_n) ==
+        std::vector<std::string>{R"({ "n" : 1 })", R"({ "n" : 2 })"});
+  CHECK(find_json(*orders, R"({"items.0.sku": "c"})", only_n) == std::vector<std::string>{R"({ "n" : 2 })"});
+}
+
+namespace {
+void insert_readings(Collection& c) {
+  std::vector<Document> docs;
+  const char* topics[] = {"iot/home/temp", "iot/home/hum", "iot/office/temp"};
+  double values[] = {24.5, 40.0, 23.9, 24.1, 55.5, 24.2, 21.0, 62.0};
+  for (int i = 0; i < 8; ++i)
+    docs.push_back(Document()
+                       .append("topic", topics[i % 3])
+                       .append("value", values[i])
+                       .append("reg_date", DateTime{1700000000000 + i * 1000}));
+  c.insert_many(std::move(docs));
+}
+}  // namespace
+
+TEST_CASE("store: $gt with projection, sorted by value ascending and descending", "[store][conformance]") {
+  FOR_EACH_BACKEND(b);
+  auto c = b.coll("sensors");
+  insert_readings(*c);
+  FindOptions o = proj(R"({"_id": 0, "topic": 1, "value": 1})");
+  o.sort = J(R"({"value": 1})");
+  CHECK(find_json(*c, R"({"value": {"$gt": 24.1}})", o) ==
+        std::vector<std::string>{R"({ "topic" : "iot/office/temp", "value" : 24.2 })",
+                                 R"({ "topic" : "iot/home/temp", "value" : 24.5 })",
+                                 R"({ "topic" : "iot/home/hum", "value" : 40.0 })",
+                                 R"({ "topic" : "iot/home/hum", "value" : 55.5 })",
+                                 R"({ "topic" : "iot/home/hum", "value" : 62.0 })"});
+  o.sort = J(R"({"value": -1})");
+  o.limit = 2;
+  CHECK(find_json(*c, R"({"value": {"$gt": 24.1}})", o) ==
+        std::vector<std::string>{R"({ "topic" : "iot/home/hum", "value" : 62.0 })",
+                                 R"({ "topic" : "iot/home/hum", "value" : 55.5 })"});
+  o.skip = 1;
+  CHECK(find_json(*c, R"({"value": {"$gt": 24.1}})", o) ==
+        std::vector<std::string>{R"({ "topic" : "iot/home/hum", "value" : 55.5 })",
+                                 R"({ "topic" : "iot/home/hum", "value" : 40.0 })"});
+}
+
+TEST_CASE("store: filter operators", "[store][conformance]") {
+  FOR_EACH_BACKEND(b);
+  auto c = b.coll("sensors");
+  insert_readings(*c);
+  c->insert_one(J(R"({"topic": "iot/x", "flag": true})"));
+  struct Row {
+    const char* filter;
+    std::int64_t count;
+  };
+  const Row rows[] = {
+      {R"({"topic": "iot/home/temp"})", 3},
+      {R"({"topic": {"$eq": "iot/home/hum"}})", 3},
+      {R"({"topic": {"$ne": "iot/home/hum"}})", 6},
+      {R"({"value": {"$gte": 24.2}})", 5},
+      {R"({"value": {"$lt": 24.1}})", 2},
+      {R"({"value": {"$lte": 24.1}})", 3},
+      {R"({"value": {"$gt": 24, "$lt": 25}})", 3},
+      {R"({"value": {"$gt": 10}})", 8},
+      {R"({"value": {"$gt": "a"}})", 0},  // type bracketing: strings never compare with numbers
+      {R"({"topic": {"$in": ["iot/home/temp", "iot/office/temp"]}})", 5},
+      {R"({"topic": {"$nin": ["iot/home/temp", "iot/office/temp"]}})", 4},
+      {R"({"value": {"$exists": false}})", 1},
+      {R"({"value": {"$exists": true}})", 8},
+      {R"({"flag": {"$exists": true}})", 1},
+      {R"({"$and": [{"topic": "iot/home/hum"}, {"value": {"$gt": 50}}]})", 2},
+      {R"({"$or": [{"topic": "iot/office/temp"}, {"value": {"$gt": 60}}]})", 3},
+      {R"({"$nor": [{"topic": "iot/home/hum"}, {"flag": true}]})", 5},
+      {R"({"value": {"$not": {"$gt": 24.1}}})", 4},  // $not also matches the document without value
+      {R"({"reg_date": {"$gte": {"$date": {"$numberLong": "1700000005000"}}}})", 3},
+      {R"({"reg_date": {"$lt": {"$date": {"$numberLong": "1700000001000"}}}})", 1},
+      {R"({"topic": "iot/home/temp", "reg_date": {"$gt": {"$date": {"$numberLong": "1700000000000"}}}})", 2},
+  };
+  for (const auto& row : rows) {
+    INFO(row.filter);
+    CHECK(c->count_documents(J(row.filter)) == row.count);
+    CHECK(static_cast<std::int64_t>(c->find(J(row.filter))->to_vector().size()) == row.count);
+  }
+}
+
+TEST_CASE("store: sort on several keys and MongoDB's order of mixed types", "[store][conformance]") {
+  FOR_EACH_BACKEND(b);
+  auto c = b.coll("mixed");
+  std::vector<Document> docs = {
+      J(R"({"n": 1, "v": "abc"})"),
+      J(R"({"n": 2, "v": 5})"),
+      J(R"({"n": 3, "v": {"$date": {"$numberLong": "1000"}}})"),
+      J(R"({"n": 4, "v": null})"),
+      J(R"({"n": 5, "v": true})"),
+      J(R"({"n": 6, "v": {"$oid": "5eb8e9f95284dfa9e50224e3"}})"),
+      J(R"({"n": 7, "v": 2.5})"),
+      J(R"({"n": 8, "v": {"a": 1}})"),
+      J(R"({"n": 9, "v": {"$binary": {"base64": "AQI=", "subType": "00"}}})"),
+      J(R"({"n": 10, "v": {"$numberLong": "3"}})"),
+      J(R"({"n": 11, "v": "ab"})"),
+      J(R"({"n": 12, "v": false})"),
+  };
+  c->insert_many(std::move(docs));
+  auto order = [&](const std::string& sort) {
+    FindOptions o = proj(R"({"_id": 0, "n": 1})");
+    o.sort = J(sort);
+    std::vector<std::int64_t> out;
+    for (auto& d : c->find(J("{}"), o)->to_vector()) out.push_back(*d.get_int64("n"));
+    return out;
+  };
+  // null < numbers < string < object < binary < ObjectId < bool < date
+  CHECK(order(R"({"v": 1})") == std::vector<std::int64_t>{4, 7, 10, 2, 11, 1, 8, 9, 6, 12, 5, 3});
+  CHECK(order(R"({"v": -1})") == std::vector<std::int64_t>{3, 5, 12, 6, 9, 8, 1, 11, 2, 10, 7, 4});
+
+  auto r = b.coll("readings");
+  insert_readings(*r);
+  FindOptions o = proj(R"({"_id": 0, "topic": 1, "value": 1})");
+  o.sort = J(R"({"topic": 1, "value": -1})");
+  CHECK(find_json(*r, "{}", o) == std::vector<std::string>{
+                                      R"({ "topic" : "iot/home/hum", "value" : 62.0 })",
+                                      R"({ "topic" : "iot/home/hum", "value" : 55.5 })",
+                                      R"({ "topic" : "iot/home/hum", "value" : 40.0 })",
+                                      R"({ "topic" : "iot/home/temp", "value" : 24.5 })",
+                                      R"({ "topic" : "iot/home/temp", "value" : 24.1 })",
+                                      R"({ "topic" : "iot/home/temp", "value" : 21.0 })",
+                                      R"({ "topic" : "iot/office/temp", "value" : 24.2 })",
+                                      R"({ "topic" : "iot/office/temp", "value" : 23.9 })",
+                                  });
+}
+
+TEST_CASE("store: update_one, update_many, replace_one with upsert", "[store][conformance]") {
+  FOR_EACH_BACKEND(b);
+  auto c = b.coll("users");
+  c->insert_many({J(R"({"_id": 1, "username": "Karoid", "visits": 1, "tmp": "x"})"),
+                  J(R"({"_id": 2, "username": "Mina", "visits": 5})")});
+
+  auto r = c->update_one(J(R"({"username": "Karoid"})"), J(R"({"$inc": {"visits": 2}, "$unset": {"tmp": ""}, "$set": {"profile.city": "Seoul"}})"));
+  CHECK(r.matched == 1);
+  CHECK(r.modified == 1);
+  CHECK(!r.upserted_id);
+  CHECK(c->find_one(J(R"({"_id": 1})"))->to_json() ==
+        R"({ "_id" : 1, "username" : "Karoid", "visits" : 3, "profile" : { "city" : "Seoul" } })");
+
+  r = c->update_one(J(R"({"_id": 2})"), J(R"({"$set": {"visits": 5}})"));
+  CHECK(r.matched == 1);
+  CHECK(r.modified == 0);  // same value: matched, not modified
+
+  r = c->update_many(J(R"({"visits": {"$gte": 3}})"), J(R"({"$inc": {"visits": 0.5}})"));
+  CHECK(r.matched == 2);
+  CHECK(r.modified == 2);
+  CHECK(c->find_one(J(R"({"_id": 2})"))->get("visits")->as_double() == 5.5);
+
+  r = c->update_one(J(R"({"username": "Nobody"})"), J(R"({"$set": {"visits": 1}})"));
+  CHECK(r.matched == 0);
+  CHECK(!r.upserted_id);
+  r = c->update_one(J(R"({"username": "Nobody"})"), J(R"({"$set": {"visits": 1}})"), UpdateOptions{true});
+  CHECK(r.matched == 0);
+  REQUIRE(r.upserted_id);
+  CHECK(r.upserted_id->is<ObjectId>());
+  auto up = c->find_one(J(R"({"username": "Nobody"})"), proj(R"({"_id": 0})"));
+  REQUIRE(up);
+  CHECK(up->to_json() == R"({ "username" : "Nobody", "visits" : 1 })");
+
+  r = c->replace_one(J(R"({"_id": 1})"), J(R"({"username": "Karoid", "level": 9})"));
+  CHECK(r.matched == 1);
+  CHECK(r.modified == 1);
+  CHECK(c->find_one(J(R"({"_id": 1})"))->to_json() == R"({ "_id" : 1, "username" : "Karoid", "level" : 9 })");
+  r = c->replace_one(J(R"({"_id": 7})"), J(R"({"username": "Seven"})"), UpdateOptions{true});
+  REQUIRE(r.upserted_id);
+  CHECK(*r.upserted_id == Value(7));
+  CHECK(c->count_documents() == 4);
+}
+
+TEST_CASE("store: delete_one and delete_many return counts", "[store][conformance]") {
+  FOR_EACH_BACKEND(b);
+  auto c = b.coll("containerBox");
+  insert_container_box(*c);
+  CHECK(c->delete_one(J(R"({"name": "bear"})")) == 1);
+  CHECK(c->delete_one(J(R"({"name": "nothing"})")) == 0);
+  CHECK(c->find_one(J(R"({"name": "bear"})"))->get_int64("weight") == 10);
+  CHECK(c->delete_many(J(R"({"weight": {"$lt": 5}})")) == 2);
+  CHECK(c->count_documents() == 1);
+}
+
+TEST_CASE("store: insert_many with a duplicate _id reports which document failed", "[store][conformance]") {
+  FOR_EACH_BACKEND(b);
+  auto c = b.coll("dups");
+  std::vector<Document> docs = {J(R"({"_id": 1, "v": "a"})"), J(R"({"_id": 2, "v": "b"})"),
+                                J(R"({"_id": 2, "v": "c"})"), J(R"({"_id": 3, "v": "d"})")};
+  try {
+    c->insert_many(docs);
+    FAIL("a duplicate _id must fail");
+  } catch (const BulkWriteError& e) {
+    CHECK(e.index() == 2);
+    CHECK(e.inserted_count() == 2);
+    CHECK(e.duplicate_key());
+    CHECK_THAT(e.what(), Catch::Contains("E11000"));
+  }
+  CHECK(c->count_documents() == 2);  // ordered: the documents before the failing one are stored
+
+  // Retrying the same batch in retry-safe mode stores the rest exactly once.
+  InsertManyOptions retry;
+  retry.ignore_duplicate_ids = true;
+  auto r = c->insert_many(docs, retry);
+  CHECK(r.inserted_count == 1);
+  CHECK(r.duplicates_skipped == 3);
+  CHECK(r.inserted_ids.size() == 4);
+  CHECK(c->count_documents() == 3);
+  CHECK(c->find_one(J(R"({"_id": 2})"))->get_string("v") == "b");
+
+  try {
+    c->insert_one(J(R"({"_id": 3})"));
+    FAIL("a duplicate _id must fail");
+  } catch (const Error& e) {
+    CHECK(e.code() == 11000);
+  }
+}
+
+TEST_CASE("store: capped collection keeps the newest documents", "[store][conformance]") {
+  FOR_EACH_BACKEND(b);
+  CollectionOptions o;
+  o.capped = true;
+  o.size_bytes = 1 << 20;
+  o.max_documents = 100;
+  b.store->create_collection(b.db, "log", o);
+  auto c = b.coll("log");
+  for (int i = 0; i < 1000; ++i) c->insert_one(Document().append("i", i));
+  auto stats = b.store->collection_stats(b.db, "log");
+  CHECK(stats.capped);
+  CHECK(stats.max_documents == 100);
+  if (b.mongo() && std::getenv("IOTBRIDGE_TEST_MONGO_URI") == nullptr) {
+    // FerretDB 1.x differs from MongoDB here: it removes the oldest documents
+    // of a capped collection in a background cleanup pass (every minute by
+    // default, --capped-cleanup-interval), not on insert, so right after the
+    // inserts all 1000 may still be there. What holds at once: nothing newer
+    // is lost, and natural order is insertion order.
+    FindOptions newest;
+    newest.sort = J(R"({"$natural": -1})");
+    newest.limit = 100;
+    auto last = c->find(J("{}"), newest)->to_vector();
+    REQUIRE(last.size() == 100);
+    CHECK(last.front().get_int64("i") == 999);
+    CHECK(last.back().get_int64("i") == 900);
+    return;
+  }
+  CHECK(c->count_documents() == 100);
+  auto all = c->find(J("{}"))->to_vector();  // natural order: oldest first
+  REQUIRE(all.size() == 100);
+  CHECK(all.front().get_int64("i") == 900);
+  CHECK(all.back().get_int64("i") == 999);
+  CHECK(b.store->collection_stats(b.db, "log").count == 100);
+}
+
+TEST_CASE("store: databases, collections, create and drop", "[store][conformance]") {
+  FOR_EACH_BACKEND(b);
+  CHECK(b.store->list_collections(b.db).empty());
+  b.store->create_collection(b.db, "one");
+  b.coll("two")->insert_one(J(R"({"x": 1})"));  // created by its first insert
+  CHECK(b.store->list_collections(b.db) == std::vector<std::string>{"one", "two"});
+  auto dbs = b.store->list_databases();
+  CHECK(std::find(dbs.begin(), dbs.end(), b.db) != dbs.end());
+  CHECK_THROWS_WITH(b.store->create_collection(b.db, "one"), Catch::Contains("already exists"));
+  CHECK(b.store->drop_collection(b.db, "one"));
+  CHECK_FALSE(b.store->drop_collection(b.db, "one"));
+  CHECK(b.store->list_collections(b.db) == std::vector<std::string>{"two"});
+  b.store->drop_database(b.db);
+  CHECK(b.store->list_collections(b.db).empty());
+  dbs = b.store->list_databases();
+  CHECK(std::find(dbs.begin(), dbs.end(), b.db) == dbs.end());
+  CHECK_THROWS_AS(b.store->collection(b.db, "bad$name"), Error);
+}
+
+TEST_CASE("store: indexes are created, listed, enforced and dropped", "[store][conformance]") {
+  FOR_EACH_BACKEND(b);
+  auto c = b.coll("sensors");
+  insert_readings(*c);
+  IndexSpec by_topic;
+  by_topic.keys = {{"topic", 1}, {"reg_date", -1}};
+  CHECK(c->create_index(by_topic) == "topic_1_reg_date_-1");
+  IndexSpec unique{{{"serial", 1}}, true, "serial_unique"};
+  CHECK(c->create_index(unique) == "serial_unique");
+  auto list = c->list_indexes();
+  REQUIRE(list.size() == 3);
+  CHECK(list[0].name == "_id_");
+  CHECK(list[1].name == "serial_unique");
+  CHECK(list[1].unique);
+  CHECK(list[2].name == "topic_1_reg_date_-1");
+  CHECK(list[2].keys == std::vector<std::pair<std::string, int>>{{"topic", 1}, {"reg_date", -1}});
+  CHECK_FALSE(list[2].unique);
+
+  c->insert_one(J(R"({"serial": "A1"})"));
+  CHECK_THROWS_AS(c->insert_one(J(R"({"serial": "A1"})")), Error);
+  // Queries give the same answers with the index.
+  FindOptions o = proj(R"({"_id": 0, "value": 1})");
+  o.sort = J(R"({"reg_date": -1})");
+  CHECK(find_json(*c, R"({"topic": "iot/home/temp"})", o) ==
+        std::vector<std::string>{R"({ "value" : 21.0 })", R"({ "value" : 24.1 })", R"({ "value" : 24.5 })"});
+  c->drop_index("serial_unique");
+  CHECK(c->list_indexes().size() == 2);
+  c->insert_one(J(R"({"serial": "A1"})"));
+}
+
+TEST_CASE("store: the cursor streams large results", "[store][conformance]") {
+  FOR_EACH_BACKEND(b);
+  auto c = b.coll("many");
+  std::vector<Document> docs;
+  for (int i = 0; i < 3000; ++i) docs.push_back(Document().append("i", i).append("pad", std::string(100, 'x')));
+  CHECK(c->insert_many(std::move(docs)).inserted_count == 3000);
+  FindOptions o;
+  o.sort = J(R"({"i": -1})");
+  auto cursor = c->find(J(R"({"i": {"$gte": 1000}})"), o);
+  std::int64_t expect = 2999, n = 0;
+  for (auto& d : *cursor) {
+    CHECK(d.get_int64("i") == expect--);
+    ++n;
+  }
+  CHECK(n == 2000);
+}

@@ -1,0 +1,160 @@
+// mqtt::options_from_url and the option checks of make_mosquitto_client: no broker needed.
+#include <catch2/catch.hpp>
+
+#include "iotbridge/error.hpp"
+#include "iotbridge/mqtt/mosquitto.hpp"
+
+using namespace iotbridge;
+using namespace iotbridge::mqtt;
+
+TEST_CASE("options_from_url parses mqtt:// and mqtts:// URLs", "[mqtt][unit]") {
+  struct Row {
+    const char* url;
+    const char* host;
+    int port;
+    const char* user;
+    const char* password;  // nullptr: none
+    bool tls;
+  };
+  const Row rows[] = {
+      {"mqtt://localhost", "localhost", 1883, "", nullptr, false},
+      {"mqtt://broker.example:1884", "broker.example", 1884, "", nullptr, false},
+      {"mqtt://user:pass@10.0.0.1:1885", "10.0.0.1", 1885, "user", "pass", false},
+      {"mqtt://user@host", "host", 1883, "user", nullptr, false},
+      {"mqtt://user:@host", "host", 1883, "user", "", false},
+      {"mqtts://host", "host", 8883, "", nullptr, true},
+      {"mqtts://u:p@host:9999/", "host", 9999, "u", "p", true},
+      {"ssl://host", "host", 8883, "", nullptr, true},
+      {"tcp://host:1", "host", 1, "", nullptr, false},
+      {"mqtt://us%40er:p%3Ass%2F@host", "host", 1883, "us@er", "p:ss/", false},
+      {"mqtt://a:b@c@host", "host", 1883, "a", "b@c", false},
+      {"mqtt://[::1]:1883", "::1", 1883, "", nullptr, false},
+      {"mqtt://[::1]", "::1", 1883, "", nullptr, false},
+  };
+  for (const auto& row : rows) {
+    INFO(row.url);
+    Options o = options_from_url(row.url);
+    CHECK(o.host == row.host);
+    CHECK(o.port == row.port);
+    CHECK(o.username == row.user);
+    CHECK(o.password.has_value() == (row.password != nullptr));
+    if (row.password) CHECK(*o.password == row.password);
+    CHECK(o.tls.enabled == row.tls);
+  }
+}
+
+TEST_CASE("options_from_url keeps the base options it does not mention", "[mqtt][unit]") {
+  Options base;
+  base.client_id = "keep-me";
+  base.keepalive = std::chrono::seconds(17);
+  base.tls.ca_file = "/ca.pem";
+  Options o = options_from_url("mqtts://h:1", base);
+  CHECK(o.client_id == "keep-me");
+  CHECK(o.keepalive == std::chrono::seconds(17));
+  CHECK(o.tls.ca_file == "/ca.pem");
+  CHECK(o.tls.enabled);
+}
+
+TEST_CASE("options_from_url refuses malformed URLs with a reason", "[mqtt][unit]") {
+  const char* bad[] = {"localhost:1883",    "http://host",        "mqtt://",           "mqtt://host:",
+                       "mqtt://host:0",     "mqtt://host:65536",  "mqtt://host:12ab",  "mqtt://[::1",
+                       "mqtt://host/path",  "mqtt://:pw@host",    "mqtt://u:%zz@host", "mqtt://u:%4@host",
+                       "mqtt://[::1]x"};
+  for (const char* url : bad) {
+    INFO(url);
+    try {
+      options_from_url(url);
+      FAIL("accepted");
+    } catch (const Error& e) {
+      CHECK(e.category() == ErrorCategory::config);
+      CHECK_THAT(e.what(), Catch::Contains("invalid MQTT URL"));
+    }
+  }
+}
+
+TEST_CASE("make_mosquitto_client refuses inconsistent options", "[mqtt][unit]") {
+  auto refused = [](Options o, const char* words) {
+    INFO(words);
+    try {
+      make_mosquitto_client(o);
+      FAIL("accepted");
+    } catch (const Error& e) {
+      CHECK(e.category() == ErrorCategory::config);
+      CHECK_THAT(e.what(), Catch::Contains(words));
+    }
+  };
+  Options o;
+  o.clean_session = false;
+  refused(o, "fixed client_id");
+  o = {};
+  o.keepalive = std::chrono::seconds(2);
+  refused(o, "keepalive");
+  o = {};
+  o.will = Will{"a/+/b", "x", 0, false};
+  refused(o, "will topic");
+  o = {};
+  o.will = Will{"a/b", "x", 3, false};
+  refused(o, "will QoS");
+  o = {};
+  o.max_inflight = 100;
+  o.max_queued = 10;
+  refused(o, "max_queued");
+  o = {};
+  o.password = "secret";
+  refused(o, "password needs a user name");
+  o = {};
+  o.tls.enabled = true;
+  o.tls.ca_file = "/nonexistent/ca.pem";
+  refused(o, "cannot be read");
+}
+
+TEST_CASE("a client is made without connecting and generates a client id", "[mqtt][unit]") {
+  auto a = make_mosquitto_client(Options{});
+  auto b = make_mosquitto_client(Options{});
+  CHECK_FALSE(a->connected());
+  CHECK(a->client_id().rfind("iotbridge-", 0) == 0);
+  CHECK(a->client_id() != b->client_id());
+  CHECK(a->options().port == 1883);
+  CHECK(a->unacknowledged() == 0);
+  CHECK(std::string(mosquitto_library_version()).find('.') != std::string::npos);
+}
+
+TEST_CASE("publish and subscribe validate topics and filters before sending", "[mqtt][unit]") {
+  auto c = make_mosquitto_client(Options{});
+  auto topic_error = [](auto&& f, const char* words) {
+    try {
+      f();
+      FAIL("accepted");
+    } catch (const Error& e) {
+      CHECK(e.category() == ErrorCategory::topic);
+      CHECK_THAT(e.what(), Catch::Contains(words));
+    }
+  };
+  topic_error([&] { c->publish("a/+/b", "x"); }, "cannot publish to 'a/+/b'");
+  topic_error([&] { c->publish("a/#", "x"); }, "cannot publish");
+  topic_error([&] { c->publish("", "x"); }, "cannot publish");
+  topic_error([&] { c->publish(std::string("a/\xff/b"), "x"); }, "cannot publish");
+  topic_error([&] { c->subscribe("a/#/b"); }, "cannot subscribe to 'a/#/b'");
+  topic_error([&] { c->subscribe("a/b+"); }, "cannot subscribe");
+  topic_error([&] { c->subscribe("$share//a"); }, "cannot subscribe");
+  topic_error([&] { c->unsubscribe("a/##"); }, "cannot unsubscribe");
+  CHECK_THROWS_AS(c->publish("a/b", "x", 3), Error);
+  // Valid but not connected: QoS 0 fails clearly instead of vanishing.
+  try {
+    c->publish("a/b", "x", 0);
+    FAIL("accepted");
+  } catch (const Error& e) {
+    CHECK(e.category() == ErrorCategory::mqtt);
+    CHECK_THAT(e.what(), Catch::Contains("not connected"));
+  }
+  Options small;
+  small.max_payload_size = 10;
+  auto d = make_mosquitto_client(small);
+  try {
+    d->publish("a/b", std::string(11, 'x'), 1);
+    FAIL("accepted");
+  } catch (const Error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("exceeds the limit of 10 bytes"));
+  }
+  CHECK(d->unacknowledged() == 0);
+}
