@@ -1,7 +1,10 @@
 // iotbridge-sub: subscribe to MQTT topics and print what arrives, with the
 // flags and output of mosquitto_sub (default and -v output byte-identical),
 // plus JSON lines (--json). Parsing here; formatting in iotbridge/mqtt/format.hpp.
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
+#include <thread>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -13,7 +16,9 @@
 #include "iotbridge/mqtt/client.hpp"
 #include "iotbridge/mqtt/format.hpp"
 #include "iotbridge/mqtt/mosquitto.hpp"
+#include "iotbridge/record/recorder.hpp"
 #include "iotbridge/shutdown.hpp"
+#include "iotbridge/store/open.hpp"
 #include "iotbridge/topic.hpp"
 
 namespace {
@@ -37,6 +42,17 @@ struct SubFlags {
   std::string format;
   bool pretty = false;
   bool json = false;
+
+  // --store: record instead of printing (iotbridge::record::Recorder).
+  std::string store;
+  std::string database = "iot_service";
+  std::string collection = "sensors";
+  int batch = 1000;
+  int flush_ms = 100;
+  std::string spool = "iotbridge-spool";
+  std::string topic_fields;
+  double stats_interval = 0;
+  bool stats_json = false;
 };
 
 // Output is collected and written in blocks; it is flushed whenever no
@@ -55,6 +71,100 @@ class Output {
  private:
   std::string buffer_;
 };
+
+// Requests a stop after `seconds` (the -W of --store), unless cancelled first.
+class StopTimer {
+ public:
+  StopTimer(ShutdownSignal& shutdown, double seconds) {
+    if (seconds <= 0) return;
+    thread_ = std::thread([this, &shutdown, seconds] {
+      std::unique_lock lock(mutex_);
+      if (!cv_.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return cancelled_; }))
+        shutdown.request_stop();
+    });
+  }
+  ~StopTimer() {
+    {
+      std::lock_guard lock(mutex_);
+      cancelled_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool cancelled_ = false;
+  std::thread thread_;
+};
+
+// iotbridge-sub --store: the Recorder does the work; this only wires flags to
+// RecorderOptions and reports. -C and -W end the run once everything
+// received is stored (exit 0); readings the store did not take before the
+// end stay in the spool folder for the next run (exit 1, said so).
+int run_recorder(const ConnectionFlags& conn, const Connection& connection, const SubFlags& f, int qos) {
+  record::RecorderOptions o;
+  for (const auto& t : f.topics) o.filters.push_back(t);
+  o.qos = qos;
+  o.mqtt = connection.options;
+  o.store_uri = f.store;
+  o.database = f.database;
+  o.collection = f.collection;
+  o.batch_size = static_cast<std::size_t>(f.batch);
+  o.flush_interval = std::chrono::milliseconds(f.flush_ms);
+  o.spool_dir = f.spool;
+  o.max_messages = f.count > 0 ? static_cast<std::uint64_t>(f.count) : 0;
+  try {
+    if (!f.topic_fields.empty()) o.document.topic_fields = record::TopicPattern(f.topic_fields);
+  } catch (const Error& e) {
+    report_usage_error("iotbridge-sub", std::string("invalid --topic-fields: ") + e.what());
+    return kExitError;
+  }
+  const bool debug = conn.debug;
+  const bool quiet = conn.quiet;
+  o.on_log = [debug, quiet](mqtt::LogLevel level, std::string_view line) {
+    if (debug || (!quiet && level >= mqtt::LogLevel::warning)) std::cerr << line << '\n';
+  };
+  const bool stats_json = f.stats_json;
+  if (f.stats_interval > 0) {
+    o.stats_interval = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(f.stats_interval));
+    o.on_stats = [stats_json](const record::RecorderStats& s) {
+      std::cerr << (stats_json ? s.to_json() : s.status_line()) << '\n';
+    };
+  }
+
+  ShutdownSignal shutdown;
+  std::shared_ptr<mqtt::Client> client;
+  try {
+    client = mqtt::make_mosquitto_client(connection.options);
+  } catch (const Error& e) {
+    report_error(quiet, e.what());
+    return kExitError;
+  }
+  // Connect here first, for mosquitto_sub's exit codes (the CONNACK code when refused).
+  if (auto code = connect_client(*client, conn)) return *code;
+  record::RecorderStats stats;
+  try {
+    record::Recorder recorder(o, nullptr, client);
+    StopTimer timer(shutdown, f.timeout_seconds);
+    stats = recorder.run(shutdown.token());
+  } catch (const Error& e) {
+    report_error(quiet, e.what());
+    return kExitError;
+  }
+  if (stats_json) {
+    std::cout << stats.to_json() << '\n';
+  } else if (debug || f.stats_interval > 0) {
+    std::cerr << stats.status_line() << '\n';
+  }
+  if (stats.pending > 0) {
+    report_error(quiet, std::to_string(stats.pending) + " readings are not stored yet (" + stats.last_error +
+                            "); they wait in '" + f.spool + "' for the next run.");
+    return kExitError;
+  }
+  return kExitOk;
+}
 
 int run(int argc, char** argv) {
   CLI::App app{"Subscribe to MQTT topics and print the messages (mosquitto_sub compatible).", "iotbridge-sub"};
@@ -76,6 +186,20 @@ int run(int argc, char** argv) {
   app.add_flag("--pretty", f.pretty, "Spread JSON output (%j, %J, --json) over indented lines");
   app.add_flag("--json", f.json, "One JSON object per message: topic, payload or payload_base64, qos, retain, received_at");
 
+  auto* store_group = app.add_option_group("Recording", "Store every message as a document instead of printing it");
+  store_group->add_option("--store", f.store, "Store URI: sqlite:PATH, sqlite::memory: or mongodb://...");
+  store_group->add_option("--db", f.database, "Database (default iot_service)");
+  store_group->add_option("--collection", f.collection, "Collection (default sensors)");
+  store_group->add_option("--batch", f.batch, "Documents per insert (default 1000)")->check(CLI::Range(1, 1000000));
+  store_group->add_option("--flush-ms", f.flush_ms, "A partial batch waits at most this (default 100 ms)")
+      ->check(CLI::Range(1, 3600000));
+  store_group->add_option("--spool", f.spool,
+                          "Folder for the write-ahead journal and the disk spool (default ./iotbridge-spool)");
+  store_group->add_option("--topic-fields", f.topic_fields, "Copy topic levels into fields: iot/{home}/{device}/{sensor}");
+  store_group->add_option("--stats-interval", f.stats_interval, "Print a status line to stderr every this many seconds");
+  store_group->add_flag("--stats-json", f.stats_json, "Print the counters as JSON (at the intervals, and at the end)");
+  const CLI::Option* qos_option = app.get_option("-q");
+
   if (auto code = parse_or_exit(app, argc, argv)) return *code;
 
   Connection connection;
@@ -95,12 +219,23 @@ int run(int argc, char** argv) {
     if (f.count < 0) throw UsageError("invalid -C count " + std::to_string(f.count) + ": use a positive number.");
     if (f.timeout_seconds < 0) throw UsageError("invalid -W timeout: use a positive number of seconds.");
     if (f.json && !f.format.empty()) throw UsageError("--json and -F choose different outputs: give one of them.");
+    if (!f.store.empty()) {
+      if (f.verbose || f.json || !f.format.empty() || f.no_eol || f.pretty)
+        throw UsageError("--store records the messages instead of printing them: drop -v, -F, -N, --json and --pretty.");
+      if (!f.filter_outs.empty() || f.no_retained || f.retained_only || f.remove_retained || !f.unsubscribes.empty() ||
+          f.exit_after_subscribe)
+        throw UsageError("--store records every message: -T, -R, -U, -E, --retained-only and --remove-retained do not apply.");
+      if (f.topics.empty()) throw UsageError("give a filter to record with -t.");
+      if (f.stats_interval < 0) throw UsageError("invalid --stats-interval: use a positive number of seconds.");
+    }
   } catch (const UsageError& e) {
     report_usage_error("iotbridge-sub", e.what());
     return kExitError;
   }
   if (!conn.quiet)
     for (const auto& w : connection.warnings) std::cerr << "Warning: " << w << '\n';
+
+  if (!f.store.empty()) return run_recorder(conn, connection, f, qos_option->count() > 0 ? conn.qos : 1);
 
   mqtt::OutputOptions output_options;
   output_options.style = f.json              ? mqtt::OutputStyle::json
