@@ -6,7 +6,10 @@
 #include <stdio.h>  // getline
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <cerrno>
+#include <cstdint>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -17,14 +20,17 @@
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common.hpp"
 #include "iotbridge/error.hpp"
 #include "iotbridge/mqtt/client.hpp"
 #include "iotbridge/mqtt/mosquitto.hpp"
+#include "iotbridge/shutdown.hpp"
 #include "iotbridge/topic.hpp"
 
 namespace {
@@ -34,6 +40,7 @@ using namespace iotbridge::cli;
 using Clock = std::chrono::steady_clock;
 
 struct PubFlags {
+  std::vector<std::string> topics;
   std::string topic;
   std::optional<std::string> message;
   std::string file;
@@ -45,8 +52,61 @@ struct PubFlags {
   double repeat_delay = 0;
   double rate = 0;
   bool stats = false;
+  bool simulate = false;
+  double base = 24.0;
+  double noise = 0.5;
+  long long count = 0;
   int max_inflight = 0;
+  std::vector<std::vector<std::string>> properties;  // -D command identifier [name] value
 };
+
+std::string lowercase(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::uint32_t parse_uint(const std::string& text, std::uint32_t max, const std::string& what) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (text.empty() || text[0] == '-' || *end != '\0' || errno != 0 || v > max)
+    throw UsageError("invalid " + what + " '" + text + "': use 0 to " + std::to_string(max) + ".");
+  return static_cast<std::uint32_t>(v);
+}
+
+// -D publish <property> <value> / -D publish user-property <name> <value>.
+mqtt::Properties parse_properties(const std::vector<std::vector<std::string>>& groups) {
+  mqtt::Properties props;
+  for (const auto& g : groups) {
+    if (g.size() < 3 || g.size() > 4)
+      throw UsageError("-D takes a command, a property name and a value (two for user-property).");
+    std::string command = lowercase(g[0]);
+    if (command != "publish")
+      throw UsageError("-D " + g[0] + ": only PUBLISH properties can be set here (content-type, correlation-data, "
+                       "message-expiry-interval, payload-format-indicator, response-topic, user-property).");
+    std::string name = lowercase(g[1]);
+    bool pair = name == "user-property";
+    if (g.size() != (pair ? 4u : 3u))
+      throw UsageError("-D publish " + g[1] + (pair ? " takes a name and a value." : " takes one value."));
+    if (name == "content-type") {
+      props.content_type = g[2];
+    } else if (name == "correlation-data") {
+      props.correlation_data = g[2];
+    } else if (name == "response-topic") {
+      if (auto problem = topic_problem(g[2])) throw UsageError("invalid response-topic '" + g[2] + "': " + *problem + ".");
+      props.response_topic = g[2];
+    } else if (name == "message-expiry-interval") {
+      props.message_expiry_interval = parse_uint(g[2], 4294967295u, "message-expiry-interval");
+    } else if (name == "payload-format-indicator") {
+      props.payload_format_utf8 = parse_uint(g[2], 1, "payload-format-indicator") == 1;
+    } else if (pair) {
+      props.user_properties.emplace_back(g[2], g[3]);
+    } else {
+      throw UsageError("-D publish " + g[1] + ": unknown or unsupported property.");
+    }
+  }
+  return props;
+}
 
 // Publishes and keeps the delivery tokens of messages not yet complete, so
 // that the end of the run can wait for every acknowledgement and count the
@@ -54,11 +114,12 @@ struct PubFlags {
 // by the client's flow-control window.
 class Publisher {
  public:
-  Publisher(mqtt::Client& client, std::string topic, int qos, bool retain)
-      : client_(client), topic_(std::move(topic)), qos_(qos), retain_(retain) {}
+  Publisher(mqtt::Client& client, std::string topic, int qos, bool retain, mqtt::Properties properties)
+      : client_(client), topic_(std::move(topic)), qos_(qos), retain_(retain), properties_(std::move(properties)) {}
 
-  void publish(std::string_view payload) {
-    pending_.push_back(client_.publish(topic_, payload, qos_, retain_));
+  void publish(std::string_view payload) { publish(topic_, payload); }
+  void publish(std::string_view topic, std::string_view payload) {
+    pending_.push_back(client_.publish(topic, payload, qos_, retain_, properties_));
     ++sent_;
     while (!pending_.empty() && pending_.front().done()) settle(pending_.front()), pending_.pop_front();
   }
@@ -102,6 +163,7 @@ class Publisher {
   std::string topic_;
   int qos_;
   bool retain_;
+  mqtt::Properties properties_;
   std::deque<mqtt::DeliveryToken> pending_;
   std::size_t sent_ = 0;
   std::size_t completed_ = 0;
@@ -110,18 +172,25 @@ class Publisher {
 };
 
 // Paces sends at `rate` per second (0: as fast as flow control allows).
+// Returns false when `stop` was requested while waiting.
 class Pacer {
  public:
-  explicit Pacer(double rate) : rate_(rate), start_(Clock::now()) {}
-  void before(std::size_t index) {
-    if (rate_ <= 0) return;
+  explicit Pacer(double rate, const ShutdownSignal* stop = nullptr) : rate_(rate), start_(Clock::now()), stop_(stop) {}
+  bool before(std::size_t index) {
+    if (rate_ <= 0) return !stopped();
     auto due = start_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(index / rate_));
-    std::this_thread::sleep_until(due);
+    while (Clock::now() < due) {
+      if (stopped()) return false;
+      std::this_thread::sleep_until(std::min(due, Clock::now() + std::chrono::milliseconds(50)));
+    }
+    return !stopped();
   }
 
  private:
+  bool stopped() const { return stop_ && stop_->stop_requested(); }
   double rate_;
   Clock::time_point start_;
+  const ShutdownSignal* stop_;
 };
 
 std::optional<std::string> read_file(const std::string& path) {
@@ -135,7 +204,7 @@ int run(int argc, char** argv) {
   ConnectionFlags conn;
   PubFlags f;
   add_connection_flags(app, conn);
-  app.add_option("-t,--topic", f.topic, "Topic to publish to");
+  app.add_option("-t,--topic", f.topics, "Topic to publish to (repeatable only with --simulate)");
   app.add_option_function<std::string>(
       "-m,--message", [&f](const std::string& v) { f.message = v; }, "Send this message");
   app.add_option("-f,--file", f.file, "Send the contents of this file as one message");
@@ -149,21 +218,47 @@ int run(int argc, char** argv) {
   app.add_option("--max-inflight", f.max_inflight,
                  "QoS 1/2 messages sent ahead of the broker's acknowledgements (default 20)")
       ->check(CLI::Range(1, 65535));
+  app.add_option("-D,--property", f.properties,
+                 "MQTT 5 property of the message: -D publish content-type|correlation-data|message-expiry-interval|"
+                 "payload-format-indicator|response-topic VALUE, or -D publish user-property NAME VALUE (implies -V 5)")
+      ->expected(3, 4)
+      ->allow_extra_args();
   app.add_flag("--stats", f.stats, "Print a summary (sent, acknowledged, rate) to stderr at the end");
+  auto* sim = app.add_option_group("Simulation", "Send sensor readings: a base value plus noise, on every -t topic");
+  sim->add_flag("--simulate", f.simulate, "Send simulated readings (\"24.37\") instead of a message");
+  sim->add_option("--base", f.base, "The value readings vary around (default 24.0)");
+  sim->add_option("--noise", f.noise, "Readings are base +- up to this much (default 0.5)");
+  sim->add_option("--count", f.count, "Readings per topic, then stop (default 0: until interrupted)");
 
+  const CLI::Option* protocol_option = app.get_option("-V");
   if (auto code = parse_or_exit(app, argc, argv)) return *code;
 
   Connection connection;
+  mqtt::Properties properties;
   try {
+    if (!f.properties.empty()) {
+      properties = parse_properties(f.properties);
+      if (protocol_option->count() > 0 && conn.protocol != "5" && conn.protocol != "mqttv5")
+        throw UsageError("-D (MQTT 5 properties) needs MQTT 5, not -V " + conn.protocol + ".");
+      conn.protocol = "5";  // as mosquitto_pub: -D makes it an MQTT 5 client
+    }
     connection = resolve_connection(conn);
-    if (f.topic.empty()) f.topic = connection.url_topic;
+    if (f.topics.empty() && !connection.url_topic.empty()) f.topics.push_back(connection.url_topic);
     int modes = (f.message ? 1 : 0) + (f.file.empty() ? 0 : 1) + (f.stdin_line ? 1 : 0) + (f.stdin_file ? 1 : 0) +
-                (f.null_message ? 1 : 0);
-    if (f.topic.empty() || modes == 0)
-      throw UsageError("give a topic (-t) and a message (-m, -f, -l, -s or -n).");
-    if (modes > 1) throw UsageError("give only one of -m, -f, -l, -s and -n.");
-    if (auto problem = topic_problem(f.topic))
-      throw UsageError("invalid publish topic '" + f.topic + "': " + *problem + ".");
+                (f.null_message ? 1 : 0) + (f.simulate ? 1 : 0);
+    if (f.topics.empty() || modes == 0)
+      throw UsageError("give a topic (-t) and a message (-m, -f, -l, -s, -n or --simulate).");
+    if (modes > 1) throw UsageError("give only one of -m, -f, -l, -s, -n and --simulate.");
+    if (f.topics.size() > 1 && !f.simulate) throw UsageError("give one topic (-t more than once only with --simulate).");
+    for (const auto& t : f.topics)
+      if (auto problem = topic_problem(t)) throw UsageError("invalid publish topic '" + t + "': " + *problem + ".");
+    f.topic = f.topics.front();
+    if (f.simulate) {
+      if (f.count < 0 || f.noise < 0) throw UsageError("--count and --noise cannot be negative.");
+      if (f.rate == 0) f.rate = 1;  // a sensor-like pace unless asked otherwise
+    } else if (f.count != 0) {
+      throw UsageError("--count applies to --simulate; use --repeat to send a message several times.");
+    }
     if (f.repeat < 1) throw UsageError("invalid --repeat " + std::to_string(f.repeat) + ": use 1 or more.");
     if (f.repeat > 1 && f.stdin_line) throw UsageError("--repeat does not apply to -l.");
     if (f.repeat_delay < 0 || f.rate < 0) throw UsageError("--repeat-delay and --rate cannot be negative.");
@@ -210,12 +305,26 @@ int run(int argc, char** argv) {
   if (auto code = connect_client(*client, conn)) return *code;
   client->loop_start();
 
-  Publisher publisher(*client, f.topic, conn.qos, f.retain);
-  Pacer pacer(f.rate);
+  // Only a simulation runs until interrupted; the other modes end by themselves.
+  std::optional<ShutdownSignal> shutdown;
+  if (f.simulate) shutdown.emplace();
+  Publisher publisher(*client, f.topic, conn.qos, f.retain, properties);
+  Pacer pacer(f.rate, shutdown ? &*shutdown : nullptr);
   const auto started = Clock::now();
   int exit_code = kExitOk;
   try {
-    if (f.stdin_line) {
+    if (f.simulate) {
+      std::mt19937_64 random(std::random_device{}());
+      std::uniform_real_distribution<double> jitter(-f.noise, f.noise);
+      char text[64];
+      for (std::size_t tick = 0; f.count == 0 || tick < static_cast<std::size_t>(f.count); ++tick) {
+        if (!pacer.before(tick)) break;
+        for (const auto& topic : f.topics) {
+          int n = std::snprintf(text, sizeof text, "%.2f", f.base + jitter(random));
+          publisher.publish(topic, std::string_view(text, static_cast<std::size_t>(n)));
+        }
+      }
+    } else if (f.stdin_line) {
       char* line = nullptr;
       std::size_t capacity = 0;
       ssize_t length = 0;
@@ -259,7 +368,7 @@ int run(int argc, char** argv) {
     std::cerr << "iotbridge-pub: sent " << publisher.sent() << ", "
               << (conn.qos > 0 ? "acknowledged " : "written ") << publisher.completed() << ", failed "
               << publisher.failed() << ", in " << seconds << " s ("
-              << static_cast<long long>(seconds > 0 ? publisher.sent() / seconds : 0) << " msg/s)\n";
+              << std::llround(seconds > 0 ? static_cast<double>(publisher.sent()) / seconds : 0.0) << " msg/s)\n";
   }
   return exit_code;
 }

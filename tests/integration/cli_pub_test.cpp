@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -163,4 +164,69 @@ TEST_CASE("iotbridge-pub/-sub over TLS: --cafile, a wrong CA, --insecure warns",
   // Plain MQTT to the TLS port fails with one sentence.
   auto plain = run_tool(with({iotbridge_pub(), "-t", "tls/a", "-m", "x"}, tls));
   CHECK(plain.code != 0);
+}
+
+TEST_CASE("iotbridge-pub -D sets MQTT 5 properties that both subscribers print alike", "[cli][pub][mqtt5]") {
+  MosquittoServer broker;
+  TempDir dir;
+  auto args = broker_args(broker);
+  const std::string format = "%C|%R|%D|%E|%F|%P|%p";
+  auto theirs_out = dir / "theirs";
+  auto ours_out = dir / "ours";
+  auto theirs = start_tool(with({find_program("mosquitto_sub"), "-V", "5", "-t", "d/#", "-F", format}, args), theirs_out);
+  auto ours = start_tool(with({iotbridge_sub(), "-V", "5", "-t", "d/#", "-F", format}, args), ours_out);
+  REQUIRE(sync_subscribers(broker, "d/sync", "s", {theirs_out, ours_out}, "|s\n"));
+  auto r = run_tool(with({iotbridge_pub(), "-t", "d/x", "-m", "hi", "-q", "1", "-D", "publish", "content-type",
+                          "text/plain", "-D", "publish", "user-property", "k", "v", "-D", "publish", "response-topic",
+                          "reply/here", "-D", "publish", "correlation-data", "c-42", "-D", "publish",
+                          "message-expiry-interval", "60", "-D", "publish", "payload-format-indicator", "1", "-D",
+                          "publish", "user-property", "k2", "v 2"},
+                         args));
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const std::string expected = "text/plain|reply/here|c-42|60|1|k:v k2:v 2|hi\n";
+  REQUIRE(wait_until([&] { return contains(slurp(theirs_out), expected) && contains(slurp(ours_out), expected); }));
+  theirs->terminate();
+  ours->terminate();
+  CHECK(slurp(ours_out) == slurp(theirs_out));
+
+  auto bad = run_tool(with({iotbridge_pub(), "-t", "d/x", "-m", "hi", "-D", "connect", "receive-maximum", "5"}, args));
+  CHECK(bad.code == 1);
+  CHECK(contains(bad.err, "only PUBLISH properties"));
+  auto v311 = run_tool(with({iotbridge_pub(), "-t", "d/x", "-m", "hi", "-V", "311", "-D", "publish", "content-type", "x"}, args));
+  CHECK(v311.code == 1);
+  CHECK(contains(v311.err, "needs MQTT 5"));
+}
+
+TEST_CASE("iotbridge-pub --simulate sends readings around a base value on every topic", "[cli][pub][simulate]") {
+  MosquittoServer broker;
+  TempDir dir;
+  auto args = broker_args(broker);
+  auto out = dir / "readings";
+  auto sub = start_tool(with({iotbridge_sub(), "-t", "sim/#", "-v", "-q", "1"}, args), out);
+  REQUIRE(sync_subscribers(broker, "sim/sync", "s", {out}, "sim/sync s"));
+  auto r = run_tool(with({iotbridge_pub(), "-t", "sim/a/temp", "-t", "sim/b/temp", "--simulate", "--count", "5",
+                          "--rate", "100", "--base", "20", "--noise", "1", "-q", "1", "--stats"},
+                         args));
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK(contains(r.err, "sent 10, acknowledged 10, failed 0"));
+  REQUIRE(wait_until([&] {
+    auto text = slurp(out);
+    return std::count(text.begin(), text.end(), '\n') >= 11;
+  }));
+  sub->terminate();
+  std::istringstream lines(strip_leading(slurp(out), "sim/sync s\n"));
+  std::string topic, value;
+  int a = 0, b = 0;
+  while (lines >> topic >> value) {
+    double v = std::stod(value);
+    CHECK(v >= 19.0);
+    CHECK(v <= 21.0);
+    CHECK(value.size() == 5);  // "20.37": two decimals
+    a += topic == "sim/a/temp";
+    b += topic == "sim/b/temp";
+  }
+  CHECK(a == 5);
+  CHECK(b == 5);
 }
