@@ -207,6 +207,41 @@ void report_usage_error(std::string_view tool, std::string_view what) {
   std::cerr << "Error: " << what << "\nUse '" << tool << " --help' to see usage.\n";
 }
 
+namespace {
+
+void blank(char* text) {
+  for (; *text; ++text) *text = '*';
+}
+
+// Overwrites passwords given on the command line (-P, --pw, -L with
+// user:password@) in the process's own argument list, so that `ps` and
+// /proc/PID/cmdline stop showing them once flags are parsed. They were
+// visible until then (and stay in shell history): hence --password-file.
+void hide_passwords(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if ((arg == "-P" || arg == "--pw") && i + 1 < argc) {
+      blank(argv[++i]);
+    } else if (arg.rfind("--pw=", 0) == 0) {
+      blank(argv[i] + 5);
+    } else if (arg.size() > 2 && arg.rfind("-P", 0) == 0) {
+      blank(argv[i] + 2);
+    } else if ((arg == "-L" || arg == "--url") && i + 1 < argc) {
+      char* url = argv[++i];
+      char* scheme = std::strstr(url, "://");
+      if (!scheme) continue;
+      char* authority = scheme + 3;
+      char* at = std::strchr(authority, '@');
+      if (!at) continue;
+      char* colon = static_cast<char*>(std::memchr(authority, ':', static_cast<std::size_t>(at - authority)));
+      if (colon)
+        for (char* c = colon + 1; c < at; ++c) *c = '*';
+    }
+  }
+}
+
+}  // namespace
+
 std::optional<int> parse_or_exit(CLI::App& app, int argc, char** argv) {
   // mosquitto's tools take the next word as an option's value even when it
   // starts with '-' (-m -5, -m "-hello", -t -x): glue such values on, since
@@ -230,6 +265,7 @@ std::optional<int> parse_or_exit(CLI::App& app, int argc, char** argv) {
     args.push_back(std::move(arg));
   }
   std::reverse(args.begin(), args.end());
+  hide_passwords(argc, argv);
   try {
     app.parse(args);
   } catch (const CLI::CallForHelp&) {

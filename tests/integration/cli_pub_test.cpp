@@ -125,6 +125,18 @@ TEST_CASE("iotbridge-pub/-sub credentials: -P, --password-file, IOTBRIDGE_PASSWO
   CHECK(anonymous.code == 5);
   CHECK(run_tool(with({"mosquitto_pub", "-t", "ok/a", "-m", "x"}, args)).code == anonymous.code);
 
+  // A password typed with -P is blanked in the process's argument list (ps, /proc/PID/cmdline).
+  auto shown_out = dir / "shown";
+  auto shown = start_tool(with({iotbridge_sub(), "-t", "ok/#", "-u", "alice", "-P", "s3cret", "-v"}, args), shown_out);
+  REQUIRE(wait_until([&] {
+    run_tool(with({iotbridge_pub(), "-t", "ok/ping", "-m", "p", "-u", "alice", "-P", "s3cret"}, args));
+    return contains(slurp(shown_out), "ok/ping p");
+  }));
+  std::string cmdline = slurp("/proc/" + std::to_string(shown->pid()) + "/cmdline");
+  CHECK(contains(cmdline, std::string("-P\0******\0", 10)));
+  CHECK_FALSE(contains(cmdline, "s3cret"));
+  shown->terminate();
+
   // MQTT 5 tells the publisher about an ACL denial: exit 1 with the reason.
   auto denied = run_tool(with({iotbridge_pub(), "-t", "forbidden", "-m", "x", "-q", "1", "-V", "5", "-u", "alice",
                                "-P", "s3cret"},
