@@ -426,7 +426,7 @@ struct Recorder::Impl {
     }
     if (written > 0) {
       spooled += written;
-      spool_bytes = spool->stats().bytes_on_disk;
+      update_spool_bytes();
       trim_wal(max_seq, true);
       log(mqtt::LogLevel::info, fmt::format("{} readings spooled to disk while the store is failing", written));
     }
@@ -465,7 +465,7 @@ struct Recorder::Impl {
         } catch (const std::exception& e) {
           log(mqtt::LogLevel::warning, std::string("spool trim failed: ") + e.what());
         }
-        spool_bytes = spool->stats().bytes_on_disk;
+        update_spool_bytes();
       });
     } catch (const GiveUp&) {
       return false;
@@ -477,10 +477,15 @@ struct Recorder::Impl {
       return !giveup.stop_requested();
     }
     if (!spool_has_backlog()) {
-      spool_bytes = spool->stats().bytes_on_disk;
+      update_spool_bytes();
       log(mqtt::LogLevel::info, "spool drained");
     }
     return true;
+  }
+
+  void update_spool_bytes() {
+    auto st = spool->stats();
+    spool_bytes = st.pending_records ? st.bytes_on_disk : 0;
   }
 
   bool spool_has_backlog() const { return spool && spool->stats().pending_records > 0; }
@@ -629,6 +634,7 @@ struct Recorder::Impl {
     spool_options.prefix = "spool";
     spool_options.segment_bytes = 16ull << 20;  // drained segments are deleted sooner
     spool_options.max_bytes = opts.spool_max_bytes;
+    spool_options.retire_consumed_bytes = 0;  // a drained spool is deleted, not kept for reuse
     spool = std::make_unique<Journal>(opts.spool_dir / "spool", spool_options, on_problem);
     wal_trim_wanted = wal_trimmed = 0;
     wal_trimmed_at = Clock::now();
@@ -662,7 +668,7 @@ struct Recorder::Impl {
     replayed += migrated;
     // Earlier spool records are counted as replayed when read; the migrated ones now.
     spool_seq_at_start = spool_last_before;
-    spool_bytes = spool->stats().bytes_on_disk;
+    update_spool_bytes();
     if (migrated || spool_has_backlog())
       log(mqtt::LogLevel::notice,
           fmt::format("replaying what an earlier run left: {} readings from the write-ahead journal, spool {}",

@@ -144,6 +144,12 @@ TEST_CASE("recorder: the MongoDB server stopped mid-stream, then back: every rea
   CHECK(stats.spooled > 0);
   CHECK(stats.unspooled == stats.spooled);
   CHECK(stats.pending == 0);
+  CHECK(stats.spool_bytes == 0);
+  // The drained spool is deleted, not left behind.
+  std::size_t segments = 0;
+  for (const auto& entry : fs::directory_iterator(dir / "spool" / "spool"))
+    segments += entry.path().extension() == ".log";
+  CHECK(segments == 0);
   check_complete(*coll, kCount, 0);
 }
 
