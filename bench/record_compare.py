@@ -35,7 +35,7 @@ PAHO_RECORDER = r'''
 import datetime, sys
 import paho.mqtt.client as mqtt
 import pymongo
-port, uri, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+port, uri, n, client_id = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 coll = pymongo.MongoClient(uri)["bench_paho"]["sensors"]
 count = 0
 def on_connect(c, u, f, rc):
@@ -52,7 +52,7 @@ def on_message(c, u, m):
     count += 1
     if count >= n:
         c.disconnect()
-c = mqtt.Client()
+c = mqtt.Client(client_id=client_id, clean_session=False)
 c.on_connect, c.on_subscribe, c.on_message = on_connect, on_subscribe, on_message
 c.connect("127.0.0.1", port)
 c.loop_forever()
@@ -119,25 +119,36 @@ def wait4_rss(p, timeout):
         time.sleep(0.002)
 
 
-def run_peer(name, consumer_cmd, ready, e2e, port, count, out_path):
-    """Starts the consumer, waits until it is subscribed, publishes, waits for it."""
-    out = open(out_path, "w")
-    consumer = subprocess.Popen(consumer_cmd, stdout=subprocess.PIPE if ready == "line" else out,
-                                stderr=subprocess.DEVNULL, text=True)
-    if ready == "line":
-        line = consumer.stdout.readline()
-        if "ready" not in line:
-            sys.exit("%s did not start: %r" % (name, line))
-    else:
-        time.sleep(1.0)  # mosquitto_sub prints nothing when subscribed
-    start = time.monotonic()
+def publish(e2e, port, count):
     pub = subprocess.run([e2e, "publish", "--port", str(port), "--count", str(count), "--qos", "1"],
                          capture_output=True, text=True)
     if pub.returncode != 0:
         sys.exit("publisher failed: " + pub.stderr)
-    rest = ""
-    if ready == "line":
-        rest = consumer.stdout.read()
+
+
+def run_peer(mode, name, consumer_cmd, ready, e2e, port, count, out_path, session_id):
+    """live: starts the consumer, waits until it is subscribed, publishes, waits
+    for it. backlog: the broker holds `count` readings for the consumer's
+    persistent session, then the consumer starts and takes them all.
+    Returns (seconds, peak RSS KiB, exit code, consumer stdout)."""
+    if mode == "backlog":
+        subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-c", "-i", session_id, "-q", "1",
+                        "-t", "iot/bench/#", "-E"], check=True)
+        publish(e2e, port, count)
+    out = open(out_path, "w")
+    start = time.monotonic()
+    consumer = subprocess.Popen(consumer_cmd, stdout=subprocess.PIPE if ready == "line" else out,
+                                stderr=subprocess.DEVNULL, text=True)
+    if mode == "live":
+        if ready == "line":
+            line = consumer.stdout.readline()
+            if "ready" not in line:
+                sys.exit("%s did not start: %r" % (name, line))
+        else:
+            time.sleep(1.0)  # mosquitto_sub prints nothing when subscribed
+        start = time.monotonic()
+        publish(e2e, port, count)
+    rest = consumer.stdout.read() if ready == "line" else ""
     code, rss = wait4_rss(consumer, timeout=max(600, count / 200))
     elapsed = time.monotonic() - start
     out.close()
@@ -149,6 +160,9 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build", "test"))
     ap.add_argument("--count", type=int, default=200000)
     ap.add_argument("--slow-count", type=int, default=20000, help="readings for the one-insert-per-message peer")
+    ap.add_argument("--mode", choices=["backlog", "live"], default="backlog",
+                    help="backlog (default): the broker holds the readings, the consumer drains them at its "
+                         "speed; live: the consumer runs while the QoS 1 publisher sends")
     ap.add_argument("--ferretdb", default=os.environ.get("IOTBRIDGE_FERRETDB",
                                                          os.path.expanduser("~/.cache/iotbridge/ferretdb-v1.24.2/ferretdb")))
     ap.add_argument("--skip", default="", help="comma-separated row names to skip (sqlite,nosync,ferretdb,paho,sub)")
@@ -165,17 +179,20 @@ def main():
     try:
         if "sub" not in skip:
             out = os.path.join(tmp, "sub.out")
-            el, rss, code, _ = run_peer("mosquitto_sub", ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
-                                                          "-t", "iot/bench/#", "-C", str(n)], "sleep", e2e, port, n, out)
+            sid = "bench-sub"
+            el, rss, code, _ = run_peer(args.mode, "mosquitto_sub",
+                                        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-c", "-i", sid,
+                                         "-t", "iot/bench/#", "-C", str(n)], "sleep", e2e, port, n, out, sid)
             with open(out) as f:
                 got = sum(1 for _ in f)
             rows.append(("mosquitto_sub -q 1 (ceiling, receive only)", n, got, el, rss))
 
-        def recorder_row(label, store, extra):
+        def recorder_row(label, sid, store, extra):
             spool = tempfile.mkdtemp(prefix="spool-", dir=tmp)
-            el, rss, code, rest = run_peer(label, [e2e, "record", "--port", str(port), "--store", store, "--spool", spool,
-                                                   "--count", str(n)] + extra, "line", e2e, port, n,
-                                           os.path.join(tmp, "rec.out"))
+            el, rss, code, rest = run_peer(args.mode, label,
+                                           [e2e, "record", "--port", str(port), "--store", store, "--spool", spool,
+                                            "--count", str(n), "--client-id", sid] + extra, "line", e2e, port, n,
+                                           os.path.join(tmp, "rec.out"), sid)
             stored = 0
             for line in rest.splitlines():
                 if line.startswith("{"):
@@ -183,23 +200,25 @@ def main():
             rows.append((label, n, stored, el, rss))
 
         if "sqlite" not in skip:
-            recorder_row("recorder -> SQLite (journal, fdatasync per batch)",
+            recorder_row("recorder -> SQLite (journal, fdatasync per batch)", "bench-rec-sqlite",
                          "sqlite:" + os.path.join(tmp, "rec.db"), [])
         if "nosync" not in skip:
-            recorder_row("recorder -> SQLite (journal, no fsync)", "sqlite:" + os.path.join(tmp, "rec2.db"),
-                         ["--no-sync"])
+            recorder_row("recorder -> SQLite (journal, no fsync)", "bench-rec-nosync",
+                         "sqlite:" + os.path.join(tmp, "rec2.db"), ["--no-sync"])
         mongo_uri = None
         if ("ferretdb" not in skip or "paho" not in skip) and os.access(args.ferretdb, os.X_OK):
             ferret, mongo_uri = start_ferretdb(args.ferretdb, tmp)
         if "ferretdb" not in skip and mongo_uri:
-            recorder_row("recorder -> FerretDB", mongo_uri + "bench", [])
+            recorder_row("recorder -> FerretDB", "bench-rec-ferret", mongo_uri + "bench", [])
         if "paho" not in skip and mongo_uri:
             script = os.path.join(tmp, "paho_recorder.py")
             with open(script, "w") as f:
                 f.write(PAHO_RECORDER)
             m = args.slow_count
-            el, rss, code, rest = run_peer("paho", ["/usr/bin/python3", script, str(port), mongo_uri, str(m)], "line",
-                                           e2e, port, m, os.path.join(tmp, "paho.out"))
+            sid = "bench-paho"
+            el, rss, code, rest = run_peer(args.mode, "paho",
+                                           ["/usr/bin/python3", script, str(port), mongo_uri, str(m), sid], "line",
+                                           e2e, port, m, os.path.join(tmp, "paho.out"), sid)
             stored = 0
             for line in rest.splitlines():
                 if line.startswith("stored"):
@@ -214,6 +233,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     ceiling = next((r for r in rows if r[0].startswith("mosquitto_sub")), None)
+    print("mode: %s, %d readings (%d for the one-insert-per-message peer)" % (args.mode, n, args.slow_count))
     print("| consumer | readings | stored/received | msg/s | vs mosquitto_sub | peak RSS |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, want, got, el, rss in rows:
