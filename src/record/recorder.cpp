@@ -675,6 +675,20 @@ struct Recorder::Impl {
                       migrated, human_bytes(spool->stats().bytes_on_disk)));
   }
 
+  // The client may outlive the recorder (a given one): leave no callback of
+  // ours in it. Unsubscribing while disconnected only forgets the handlers;
+  // a persistent session on the broker keeps its subscriptions.
+  void detach_client() {
+    if (!client) return;
+    try {
+      client->on_connect({});
+      client->on_disconnect({});
+      for (const auto& f : opts.filters) client->unsubscribe(f);
+    } catch (const std::exception& e) {
+      log(mqtt::LogLevel::warning, std::string("detaching from the MQTT client: ") + e.what());
+    }
+  }
+
   void close_durability() {
     wal.reset();
     spool.reset();
@@ -784,6 +798,11 @@ void Recorder::start() {
         d.client->loop_stop();
       } catch (...) {
       }
+      d.detach_client();
+      if (d.own_client) {
+        d.client.reset();
+        d.own_client = false;
+      }
     }
     if (d.queue) d.queue->close();
     d.giveup.request_stop();
@@ -817,6 +836,7 @@ void Recorder::stop() {
   d.client->loop_stop();
   d.accepting = false;
   d.connected = false;
+  d.detach_client();
   // 2. Store everything queued; give up only when the store has made no
   //    progress for shutdown_timeout (what is left stays on disk).
   d.queue->close();
