@@ -187,7 +187,7 @@ struct Recorder::Impl {
   std::stop_source giveup;  // the worker stops retrying (shutdown timeout)
   std::unique_ptr<PeriodicTimer> stats_timer;
   std::stop_source self_stop;  // max_messages reached
-  bool running = false;
+  std::atomic<bool> running{false};
   Clock::time_point started_at{};
 
   // Worker-owned.
@@ -731,7 +731,7 @@ Recorder::~Recorder() {
 }
 
 const RecorderOptions& Recorder::options() const noexcept { return impl_->opts; }
-bool Recorder::running() const noexcept { return impl_->running; }
+bool Recorder::running() const noexcept { return impl_->running.load(); }
 
 void Recorder::start() {
   Impl& d = *impl_;
