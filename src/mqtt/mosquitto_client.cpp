@@ -688,6 +688,9 @@ class MosquittoClient final : public Client {
     must(mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, protocol), "protocol version");
     must(mosquitto_int_option(m, MOSQ_OPT_SEND_MAXIMUM, static_cast<int>(options_.max_inflight)), "max inflight");
     must(mosquitto_threaded_set(m, true), "threaded mode");
+    // Acknowledgements are small packets that the peer waits for; Nagle's
+    // algorithm would hold them back behind unacknowledged data.
+    must(mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1), "TCP_NODELAY");
     if (!options_.username.empty())
       must(mosquitto_username_pw_set(m, options_.username.c_str(),
                                      options_.password ? options_.password->c_str() : nullptr),
@@ -1012,7 +1015,17 @@ class MosquittoClient final : public Client {
     if (props) msg.properties = read_properties(props);
 
     // Copied out so that handlers run with no lock held (they may subscribe).
-    std::vector<std::shared_ptr<const MessageHandler>> handlers;
+    // The vector's storage is reused from message to message.
+    thread_local std::vector<std::shared_ptr<const MessageHandler>> t_handlers;
+    std::vector<std::shared_ptr<const MessageHandler>> handlers = std::move(t_handlers);
+    handlers.clear();
+    struct Recycle {
+      std::vector<std::shared_ptr<const MessageHandler>>& v;
+      ~Recycle() {
+        v.clear();
+        t_handlers = std::move(v);
+      }
+    } recycle{handlers};
     {
       std::lock_guard lock(subs_mutex_);
       if (!tree_.empty()) {
@@ -1206,8 +1219,11 @@ class MosquittoClient final : public Client {
       }
       throw full();
     }
-    if (!flow_cv_.wait_for(lock, options_.publish_timeout,
-                           [&] { return unacked_ < options_.max_queued || closing_.load(); }))
+    ++flow_waiters_;
+    bool room = flow_cv_.wait_for(lock, options_.publish_timeout,
+                                  [&] { return unacked_ < options_.max_queued || closing_.load(); });
+    --flow_waiters_;
+    if (!room)
       throw Error(ErrorCategory::mqtt,
                   "timed out after " + std::to_string(options_.publish_timeout.count()) +
                       " ms waiting for the broker to acknowledge earlier messages (Options::publish_timeout)",
@@ -1217,11 +1233,16 @@ class MosquittoClient final : public Client {
   }
 
   void release_slot() {
+    bool wake;
     {
       std::lock_guard lock(flow_mutex_);
       if (unacked_ > 0) --unacked_;
+      // Wake blocked publishers once a quarter of the window is free, not on
+      // every acknowledgement: one wake-up then publishes a burst.
+      std::size_t low_water = options_.max_queued - std::max<std::size_t>(1, options_.max_queued / 4);
+      wake = flow_waiters_ > 0 && unacked_ <= low_water;
     }
-    flow_cv_.notify_one();
+    if (wake) flow_cv_.notify_all();
   }
 
   std::shared_ptr<detail::TokenState> register_delivery(int mid, int qos) {
@@ -1423,6 +1444,7 @@ class MosquittoClient final : public Client {
   mutable std::mutex flow_mutex_;
   std::condition_variable flow_cv_;
   std::size_t unacked_ = 0;
+  std::size_t flow_waiters_ = 0;
   std::atomic<bool> closing_{false};
 
   std::mutex offline_mutex_;

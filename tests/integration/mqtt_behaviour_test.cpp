@@ -8,6 +8,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <set>
 #include <thread>
 
 #include "iotbridge/error.hpp"
@@ -357,4 +358,76 @@ TEST_CASE("a payload over the broker's maximum packet size is refused with a cle
   CHECK(c->unacknowledged() == 0);
   CHECK(c->publish("big/x", std::string(100, 'x'), 1).wait_for(5s));
   CHECK(c->connected());
+}
+
+TEST_CASE("on_publish reports each acknowledgement; reconnect() reconnects and keeps subscriptions",
+          "[mqtt][integration]") {
+  MosquittoServer broker;
+  Collector got;
+  std::mutex mutex;
+  std::vector<mqtt::PublishResult> acks;
+  std::atomic<int> connects{0};
+  auto c = mqtt::make_mosquitto_client(broker_options(broker));
+  c->on_publish([&](const mqtt::PublishResult& r) {
+    std::lock_guard lock(mutex);
+    acks.push_back(r);
+  });
+  c->on_connect([&](const mqtt::ConnectResult& r) {
+    if (r.reason_code == 0) ++connects;
+  });
+  c->connect();
+  c->loop_start();
+  REQUIRE(c->subscribe("re/#", 1, got.handler()).wait_for(5s));
+  auto t0 = c->publish("re/a", "0", 0);
+  auto t1 = c->publish("re/a", "1", 1);
+  auto t2 = c->publish("re/a", "2", 2);
+  REQUIRE(t2.wait_for(5s));
+  REQUIRE(t1.wait_for(5s));
+  REQUIRE(t0.wait_for(5s));
+  {
+    std::lock_guard lock(mutex);
+    std::set<int> mids;
+    for (const auto& a : acks) mids.insert(a.mid);
+    CHECK(mids == std::set<int>{t0.mid(), t1.mid(), t2.mid()});
+  }
+  auto r = c->reconnect();
+  CHECK(r.reason_code == 0);
+  REQUIRE(eventually([&] { return connects.load() == 2; }));
+  REQUIRE(eventually([&] {
+    c->publish("re/b", "after reconnect", 1);
+    return got.wait_for(4, 200ms);
+  }));
+  CHECK(got.messages()[3].payload == "after reconnect");
+}
+
+TEST_CASE("connect_async + loop_start connect in the background; loop_forever returns on disconnect()",
+          "[mqtt][integration]") {
+  MosquittoServer broker;
+  auto c = mqtt::make_mosquitto_client(broker_options(broker));
+  c->connect_async();
+  c->loop_start();
+  REQUIRE(c->wait_connected(10s));
+  c->loop_stop();
+  CHECK(c->connected());  // loop_stop does not disconnect
+
+  auto f = mqtt::make_mosquitto_client(broker_options(broker));
+  f->connect_async();
+  std::thread runner([&] { f->loop_forever(); });
+  REQUIRE(f->wait_connected(10s));
+  f->disconnect();
+  runner.join();
+  CHECK_FALSE(f->connected());
+}
+
+TEST_CASE("connect_async to a broker that is not there yet keeps trying until it is", "[mqtt][integration]") {
+  MosquittoServer broker;
+  broker.stop();
+  auto o = broker_options(broker);
+  auto c = mqtt::make_mosquitto_client(o);
+  c->on_log([](mqtt::LogLevel, std::string_view) {});
+  c->connect_async();
+  c->loop_start();
+  CHECK_FALSE(c->wait_connected(300ms));
+  broker.start();
+  REQUIRE(c->wait_connected(20s));
 }
