@@ -3,6 +3,7 @@
 //
 //   bench_record_e2e record  --port P --store URI --spool DIR --count N
 //                            [--filter F] [--batch N] [--flush-ms T] [--no-sync] [--no-wal]
+//                            [--client-id ID (persistent session)]
 //       prints "ready" once subscribed, then one JSON line when N readings
 //       are stored: elapsed seconds (first reading received -> all stored),
 //       peak RSS, the recorder's stats.
@@ -49,6 +50,10 @@ int run_recorder(const std::vector<std::string>& args) {
     else if (k == "--flush-ms") o.flush_interval = std::chrono::milliseconds(std::stoi(next()));
     else if (k == "--no-sync") o.sync_write_ahead = false;
     else if (k == "--no-wal") o.spool_dir.clear();
+    else if (k == "--client-id") {
+      o.mqtt.client_id = next();
+      o.mqtt.clean_session = false;
+    }
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;

@@ -11,8 +11,9 @@ publish), and in turn as the consumer:
   recorder -> FerretDB             the MongoDB-compatible server
   paho + pymongo insert_one        the tutorials' recorder, one insert per message
 
-Rate = readings / (publisher start -> consumer finished: all received, or all
-stored). Peak RSS of the consumer process (wait4). Zero loss is checked for
+Rate = readings / (first reading received -> last received (mosquitto_sub -F
+%U) or last stored (recorders)); the rate including process start and stop
+is shown too. Peak RSS of the consumer process (wait4). Zero loss is checked for
 every row (count stored or received). Usage:
 
   /usr/bin/python3 bench/record_compare.py [--build build/test] [--count 200000]
@@ -32,18 +33,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 PAHO_RECORDER = r'''
-import datetime, sys
+import datetime, sys, time
 import paho.mqtt.client as mqtt
 import pymongo
-port, uri, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+port, uri, n, client_id = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 coll = pymongo.MongoClient(uri)["bench_paho"]["sensors"]
 count = 0
+first = None
 def on_connect(c, u, f, rc):
     c.subscribe("iot/bench/#", qos=1)
 def on_subscribe(c, u, mid, granted):
     print("ready", flush=True)
 def on_message(c, u, m):
-    global count
+    global count, first
+    if first is None:
+        first = time.time()
     try:
         value = float(m.payload)
     except ValueError:
@@ -52,11 +56,11 @@ def on_message(c, u, m):
     count += 1
     if count >= n:
         c.disconnect()
-c = mqtt.Client()
+c = mqtt.Client(client_id=client_id, clean_session=False)
 c.on_connect, c.on_subscribe, c.on_message = on_connect, on_subscribe, on_message
 c.connect("127.0.0.1", port)
 c.loop_forever()
-print("stored %d" % count, flush=True)
+print("stored %d %.6f" % (count, time.time() - first), flush=True)
 '''
 
 
@@ -119,25 +123,36 @@ def wait4_rss(p, timeout):
         time.sleep(0.002)
 
 
-def run_peer(name, consumer_cmd, ready, e2e, port, count, out_path):
-    """Starts the consumer, waits until it is subscribed, publishes, waits for it."""
-    out = open(out_path, "w")
-    consumer = subprocess.Popen(consumer_cmd, stdout=subprocess.PIPE if ready == "line" else out,
-                                stderr=subprocess.DEVNULL, text=True)
-    if ready == "line":
-        line = consumer.stdout.readline()
-        if "ready" not in line:
-            sys.exit("%s did not start: %r" % (name, line))
-    else:
-        time.sleep(1.0)  # mosquitto_sub prints nothing when subscribed
-    start = time.monotonic()
+def publish(e2e, port, count):
     pub = subprocess.run([e2e, "publish", "--port", str(port), "--count", str(count), "--qos", "1"],
                          capture_output=True, text=True)
     if pub.returncode != 0:
         sys.exit("publisher failed: " + pub.stderr)
-    rest = ""
-    if ready == "line":
-        rest = consumer.stdout.read()
+
+
+def run_peer(mode, name, consumer_cmd, ready, e2e, port, count, out_path, session_id):
+    """live: starts the consumer, waits until it is subscribed, publishes, waits
+    for it. backlog: the broker holds `count` readings for the consumer's
+    persistent session, then the consumer starts and takes them all.
+    Returns (seconds, peak RSS KiB, exit code, consumer stdout)."""
+    if mode == "backlog":
+        subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-c", "-i", session_id, "-q", "1",
+                        "-t", "iot/bench/#", "-E"], check=True)
+        publish(e2e, port, count)
+    out = open(out_path, "w")
+    start = time.monotonic()
+    consumer = subprocess.Popen(consumer_cmd, stdout=subprocess.PIPE if ready == "line" else out,
+                                stderr=subprocess.DEVNULL, text=True)
+    if mode == "live":
+        if ready == "line":
+            line = consumer.stdout.readline()
+            if "ready" not in line:
+                sys.exit("%s did not start: %r" % (name, line))
+        else:
+            time.sleep(1.0)  # mosquitto_sub prints nothing when subscribed
+        start = time.monotonic()
+        publish(e2e, port, count)
+    rest = consumer.stdout.read() if ready == "line" else ""
     code, rss = wait4_rss(consumer, timeout=max(600, count / 200))
     elapsed = time.monotonic() - start
     out.close()
@@ -148,7 +163,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(ROOT, "build", "test"))
     ap.add_argument("--count", type=int, default=200000)
-    ap.add_argument("--slow-count", type=int, default=20000, help="readings for the one-insert-per-message peer")
+    ap.add_argument("--slow-count", type=int, default=10000, help="readings for the one-insert-per-message peer")
+    ap.add_argument("--runs", type=int, default=3, help="rounds (rows interleaved); the median rate is reported")
+    ap.add_argument("--mode", choices=["backlog", "live"], default="backlog",
+                    help="backlog (default): the broker holds the readings, the consumer drains them at its "
+                         "speed; live: the consumer runs while the QoS 1 publisher sends")
     ap.add_argument("--ferretdb", default=os.environ.get("IOTBRIDGE_FERRETDB",
                                                          os.path.expanduser("~/.cache/iotbridge/ferretdb-v1.24.2/ferretdb")))
     ap.add_argument("--skip", default="", help="comma-separated row names to skip (sqlite,nosync,ferretdb,paho,sub)")
@@ -158,53 +177,88 @@ def main():
         sys.exit("build bench_record_e2e first (cmake -DIOTBRIDGE_BUILD_BENCH=ON): " + e2e)
     skip = set(filter(None, args.skip.split(",")))
     n = args.count
-    rows = []
     tmp = tempfile.mkdtemp(prefix="iotbridge-record-bench-")
     broker, port = start_mosquitto(tmp)
     ferret = None
-    try:
-        if "sub" not in skip:
-            out = os.path.join(tmp, "sub.out")
-            el, rss, code, _ = run_peer("mosquitto_sub", ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
-                                                          "-t", "iot/bench/#", "-C", str(n)], "sleep", e2e, port, n, out)
-            with open(out) as f:
-                got = sum(1 for _ in f)
-            rows.append(("mosquitto_sub -q 1 (ceiling, receive only)", n, got, el, rss))
+    mongo_uri = None
+    if ("ferretdb" not in skip or "paho" not in skip) and os.access(args.ferretdb, os.X_OK):
+        ferret, mongo_uri = start_ferretdb(args.ferretdb, tmp)
+    counter = [0]
 
-        def recorder_row(label, store, extra):
+    def sid(prefix):
+        counter[0] += 1
+        return "%s-%d" % (prefix, counter[0])
+
+    def sub_row():
+        out = os.path.join(tmp, "sub.out")
+        i = sid("bench-sub")
+        el, rss, code, _ = run_peer(args.mode, "mosquitto_sub",
+                                    ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-c", "-i", i,
+                                     "-t", "iot/bench/#", "-C", str(n), "-F", "%U"], "sleep", e2e, port, n, out, i)
+        with open(out) as f:
+            stamps = [float(line) for line in f if line.strip()]
+        busy = stamps[-1] - stamps[0] if len(stamps) > 1 else el
+        return n, len(stamps), el, rss, None, busy
+
+    def recorder_row(store, extra):
+        def run():
             spool = tempfile.mkdtemp(prefix="spool-", dir=tmp)
-            el, rss, code, rest = run_peer(label, [e2e, "record", "--port", str(port), "--store", store, "--spool", spool,
-                                                   "--count", str(n)] + extra, "line", e2e, port, n,
-                                           os.path.join(tmp, "rec.out"))
-            stored = 0
+            i = sid("bench-rec")
+            el, rss, code, rest = run_peer(args.mode, "recorder",
+                                           [e2e, "record", "--port", str(port), "--store", store(), "--spool", spool,
+                                            "--count", str(n), "--client-id", i] + extra, "line", e2e, port, n,
+                                           os.path.join(tmp, "rec.out"), i)
+            stored, hw, busy = 0, None, el
             for line in rest.splitlines():
                 if line.startswith("{"):
-                    stored = json.loads(line)["stats"]["stored"]
-            rows.append((label, n, stored, el, rss))
+                    doc = json.loads(line)
+                    st = doc["stats"]
+                    stored, hw, busy = st["stored"], st["queue_high_water"], doc["elapsed"]
+            shutil.rmtree(spool, ignore_errors=True)
+            return n, stored, el, rss, hw, busy
+        return run
 
-        if "sqlite" not in skip:
-            recorder_row("recorder -> SQLite (journal, fdatasync per batch)",
-                         "sqlite:" + os.path.join(tmp, "rec.db"), [])
-        if "nosync" not in skip:
-            recorder_row("recorder -> SQLite (journal, no fsync)", "sqlite:" + os.path.join(tmp, "rec2.db"),
-                         ["--no-sync"])
-        mongo_uri = None
-        if ("ferretdb" not in skip or "paho" not in skip) and os.access(args.ferretdb, os.X_OK):
-            ferret, mongo_uri = start_ferretdb(args.ferretdb, tmp)
-        if "ferretdb" not in skip and mongo_uri:
-            recorder_row("recorder -> FerretDB", mongo_uri + "bench", [])
-        if "paho" not in skip and mongo_uri:
-            script = os.path.join(tmp, "paho_recorder.py")
-            with open(script, "w") as f:
-                f.write(PAHO_RECORDER)
-            m = args.slow_count
-            el, rss, code, rest = run_peer("paho", ["/usr/bin/python3", script, str(port), mongo_uri, str(m)], "line",
-                                           e2e, port, m, os.path.join(tmp, "paho.out"))
-            stored = 0
-            for line in rest.splitlines():
-                if line.startswith("stored"):
-                    stored = int(line.split()[1])
-            rows.append(("paho-mqtt + pymongo insert_one per message -> FerretDB", m, stored, el, rss))
+    def paho_row():
+        script = os.path.join(tmp, "paho_recorder.py")
+        with open(script, "w") as f:
+            f.write(PAHO_RECORDER)
+        m = args.slow_count
+        i = sid("bench-paho")
+        el, rss, code, rest = run_peer(args.mode, "paho", ["/usr/bin/python3", script, str(port), mongo_uri, str(m), i],
+                                       "line", e2e, port, m, os.path.join(tmp, "paho.out"), i)
+        stored, busy = 0, el
+        for line in rest.splitlines():
+            if line.startswith("stored"):
+                stored, busy = int(line.split()[1]), float(line.split()[2])
+        return m, stored, el, rss, None, busy
+
+    db_counter = [0]
+
+    def sqlite_uri():
+        db_counter[0] += 1
+        return "sqlite:" + os.path.join(tmp, "rec%d.db" % db_counter[0])
+
+    def mongo_db():
+        db_counter[0] += 1
+        return mongo_uri + "bench%d" % db_counter[0]
+
+    plan = []
+    if "sub" not in skip:
+        plan.append(("mosquitto_sub -q 1 (ceiling, receive only)", sub_row))
+    if "sqlite" not in skip:
+        plan.append(("recorder -> SQLite (journal, fdatasync per batch)", recorder_row(sqlite_uri, [])))
+    if "nosync" not in skip:
+        plan.append(("recorder -> SQLite (journal, no fsync)", recorder_row(sqlite_uri, ["--no-sync"])))
+    if "ferretdb" not in skip and mongo_uri:
+        plan.append(("recorder -> FerretDB", recorder_row(mongo_db, [])))
+    if "paho" not in skip and mongo_uri:
+        plan.append(("paho-mqtt + pymongo insert_one per message -> FerretDB", paho_row))
+    results = {name: [] for name, _ in plan}
+    try:
+        for r in range(args.runs):
+            for name, fn in plan:
+                results[name].append(fn())
+                print("run %d %s: %s" % (r + 1, name, results[name][-1]), file=sys.stderr, flush=True)
     finally:
         if ferret:
             ferret.terminate()
@@ -213,14 +267,29 @@ def main():
         broker.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    ceiling = next((r for r in rows if r[0].startswith("mosquitto_sub")), None)
-    print("| consumer | readings | stored/received | msg/s | vs mosquitto_sub | peak RSS |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, want, got, el, rss in rows:
-        rate = want / el if el > 0 else 0
-        ratio = "%.2fx" % (rate / (ceiling[1] / ceiling[3])) if ceiling else "-"
-        print("| %s | %d | %d%s | %.0f | %s | %.1f MiB |" % (name, want, got, "" if got == want else " LOSS",
-                                                          rate, ratio, rss / 1024.0))
+    def median(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2]
+
+    # Steady-state rate: first reading received -> last one received (mosquitto_sub)
+    # or stored (recorders); start-up and shutdown of the process are not counted.
+    rates = {name: median([want / busy for want, got, el, rss, hw, busy in rs]) for name, rs in results.items()}
+    walls = {name: median([want / el for want, got, el, rss, hw, busy in rs]) for name, rs in results.items()}
+    ceiling = rates.get("mosquitto_sub -q 1 (ceiling, receive only)")
+    print("mode: %s, %d readings (%d for the one-insert-per-message peer), median of %d runs"
+          % (args.mode, n, args.slow_count, args.runs))
+    print("| consumer | readings | stored/received (worst run) | msg/s first->last (median) | vs mosquitto_sub "
+          "| msg/s incl. process start/stop | peak RSS (max) | queue high-water |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, rs in results.items():
+        want = rs[0][0]
+        got = min(r[1] for r in rs)
+        rss = max(r[3] for r in rs)
+        hws = [r[4] for r in rs if r[4] is not None]
+        ratio = "%.2fx" % (rates[name] / ceiling) if ceiling else "-"
+        print("| %s | %d | %d%s | %.0f | %s | %.0f | %.1f MiB | %s |" % (
+            name, want, got, "" if got == want else " LOSS", rates[name], ratio, walls[name], rss / 1024.0,
+            max(hws) if hws else "-"))
 
 
 if __name__ == "__main__":

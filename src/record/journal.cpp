@@ -863,7 +863,10 @@ std::uint64_t Journal::replay(const JournalVisitor& visit, std::uint64_t from) {
     if (limit <= start) continue;
     Fd fd(::open(s.path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {
-      if (errno == ENOENT) continue;  // trimmed by a concurrent trim_through
+      if (errno == ENOENT) {  // deleted by a concurrent trim_through: consumed, not missing
+        expected = std::max(expected, limit);
+        continue;
+      }
       throw_io(s.path, "cannot open for replay", errno);
     }
     std::uint64_t size = s.bytes;

@@ -187,7 +187,7 @@ struct Recorder::Impl {
   std::stop_source giveup;  // the worker stops retrying (shutdown timeout)
   std::unique_ptr<PeriodicTimer> stats_timer;
   std::stop_source self_stop;  // max_messages reached
-  bool running = false;
+  std::atomic<bool> running{false};
   Clock::time_point started_at{};
 
   // Worker-owned.
@@ -426,7 +426,7 @@ struct Recorder::Impl {
     }
     if (written > 0) {
       spooled += written;
-      spool_bytes = spool->stats().bytes_on_disk;
+      update_spool_bytes();
       trim_wal(max_seq, true);
       log(mqtt::LogLevel::info, fmt::format("{} readings spooled to disk while the store is failing", written));
     }
@@ -465,7 +465,7 @@ struct Recorder::Impl {
         } catch (const std::exception& e) {
           log(mqtt::LogLevel::warning, std::string("spool trim failed: ") + e.what());
         }
-        spool_bytes = spool->stats().bytes_on_disk;
+        update_spool_bytes();
       });
     } catch (const GiveUp&) {
       return false;
@@ -477,10 +477,15 @@ struct Recorder::Impl {
       return !giveup.stop_requested();
     }
     if (!spool_has_backlog()) {
-      spool_bytes = spool->stats().bytes_on_disk;
+      update_spool_bytes();
       log(mqtt::LogLevel::info, "spool drained");
     }
     return true;
+  }
+
+  void update_spool_bytes() {
+    auto st = spool->stats();
+    spool_bytes = st.pending_records ? st.bytes_on_disk : 0;
   }
 
   bool spool_has_backlog() const { return spool && spool->stats().pending_records > 0; }
@@ -629,6 +634,7 @@ struct Recorder::Impl {
     spool_options.prefix = "spool";
     spool_options.segment_bytes = 16ull << 20;  // drained segments are deleted sooner
     spool_options.max_bytes = opts.spool_max_bytes;
+    spool_options.retire_consumed_bytes = 0;  // a drained spool is deleted, not kept for reuse
     spool = std::make_unique<Journal>(opts.spool_dir / "spool", spool_options, on_problem);
     wal_trim_wanted = wal_trimmed = 0;
     wal_trimmed_at = Clock::now();
@@ -662,11 +668,25 @@ struct Recorder::Impl {
     replayed += migrated;
     // Earlier spool records are counted as replayed when read; the migrated ones now.
     spool_seq_at_start = spool_last_before;
-    spool_bytes = spool->stats().bytes_on_disk;
+    update_spool_bytes();
     if (migrated || spool_has_backlog())
       log(mqtt::LogLevel::notice,
           fmt::format("replaying what an earlier run left: {} readings from the write-ahead journal, spool {}",
                       migrated, human_bytes(spool->stats().bytes_on_disk)));
+  }
+
+  // The client may outlive the recorder (a given one): leave no callback of
+  // ours in it. Unsubscribing while disconnected only forgets the handlers;
+  // a persistent session on the broker keeps its subscriptions.
+  void detach_client() {
+    if (!client) return;
+    try {
+      client->on_connect({});
+      client->on_disconnect({});
+      for (const auto& f : opts.filters) client->unsubscribe(f);
+    } catch (const std::exception& e) {
+      log(mqtt::LogLevel::warning, std::string("detaching from the MQTT client: ") + e.what());
+    }
   }
 
   void close_durability() {
@@ -711,7 +731,7 @@ Recorder::~Recorder() {
 }
 
 const RecorderOptions& Recorder::options() const noexcept { return impl_->opts; }
-bool Recorder::running() const noexcept { return impl_->running; }
+bool Recorder::running() const noexcept { return impl_->running.load(); }
 
 void Recorder::start() {
   Impl& d = *impl_;
@@ -778,6 +798,11 @@ void Recorder::start() {
         d.client->loop_stop();
       } catch (...) {
       }
+      d.detach_client();
+      if (d.own_client) {
+        d.client.reset();
+        d.own_client = false;
+      }
     }
     if (d.queue) d.queue->close();
     d.giveup.request_stop();
@@ -811,6 +836,7 @@ void Recorder::stop() {
   d.client->loop_stop();
   d.accepting = false;
   d.connected = false;
+  d.detach_client();
   // 2. Store everything queued; give up only when the store has made no
   //    progress for shutdown_timeout (what is left stays on disk).
   d.queue->close();

@@ -10,6 +10,9 @@ namespace iotbridge::store::detail {
 
 // path: a file name, or ":memory:" for a private in-memory store.
 std::unique_ptr<DocumentStore> open_sqlite(const std::string& path, const std::string& description);
+// SQLite only: EXPLAIN QUERY PLAN of the SQL find(filter, options) runs, one
+// plan row per line (tests and benchmarks prove index use with it).
+std::string sqlite_explain(Collection& collection, const Document& filter, const FindOptions& options);
 // uri: a validated mongodb:// or mongodb+srv:// URI.
 std::unique_ptr<DocumentStore> open_mongo(const std::string& uri);
 

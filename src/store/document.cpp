@@ -116,6 +116,10 @@ Document& Document::operator=(Document&& other) noexcept {
 }
 
 Document Document::from_json(std::string_view json) {
+  auto first = json.find_first_not_of(" \t\r\n");
+  if (first != std::string_view::npos && json[first] != '{')
+    throw Error(ErrorCategory::config, "invalid JSON: a JSON object {...} expected at position " +
+                                           std::to_string(first) + ", found '" + std::string(1, json[first]) + "'");
   Document d;
   bson_error_t err;
   bson_destroy(&d.impl_->b);

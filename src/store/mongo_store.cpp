@@ -4,6 +4,7 @@
 #include <mongoc/mongoc.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <mutex>
 
 #include "iotbridge/error.hpp"
@@ -24,6 +25,14 @@ void init_mongoc_once() {
   static std::once_flag once;
   std::call_once(once, [] {
     mongoc_init();
+    // libmongoc logs to stderr by default (URI parse errors we report
+    // ourselves, FerretDB's missing endSessions, monitor chatter); a library
+    // must not write to the application's stderr, so keep only critical ones.
+    mongoc_log_set_handler(
+        [](mongoc_log_level_t level, const char* domain, const char* message, void*) {
+          if (level <= MONGOC_LOG_LEVEL_CRITICAL) std::fprintf(stderr, "libmongoc %s: %s\n", domain, message);
+        },
+        nullptr);
     // mongoc_cleanup() is left to process exit: other threads or static
     // objects may still hold clients while atexit handlers run.
   });

@@ -157,8 +157,21 @@ std::vector<Value> resolve(const Document& doc, const std::string& path, bool ex
   return out;
 }
 
+namespace {
+// {"a": {"$regex": "^x"}} and {"a": /x/} arrive as a BSON regex value.
+void refuse_regex(const Value& v) {
+  if (auto o = v.get_if<OtherBson>(); o && o->bson_type == 0x0B)
+    fail("unsupported query operator $regex (regular expressions are not implemented by the SQLite backend)");
+  if (auto a = v.get_if<Array>())
+    for (const auto& e : a->values()) refuse_regex(e);
+  if (auto d = v.get_if<Document>())
+    for (const auto& [k, e] : d->fields()) refuse_regex(e);
+}
+}  // namespace
+
 void validate_filter(const Document& filter) {
   for (const auto& [key, value] : filter.fields()) {
+    refuse_regex(value);
     if (!key.empty() && key[0] == '$') {
       if (key != "$and" && key != "$or" && key != "$nor")
         fail("unsupported query operator " + key + " (the SQLite backend implements $and $or $nor at the top level)");
@@ -309,10 +322,14 @@ Document apply_update(const Document& doc, const Document& update) {
 
 // The _id first, as MongoDB stores it; a new ObjectId when missing.
 Document with_id(Document doc) {
+  {
+    // Fast path: _id already first (what the recorder builds).
+    bson_t b = detail::view(doc);
+    bson_iter_t it;
+    if (bson_iter_init(&it, &b) && bson_iter_next(&it) && std::string_view(bson_iter_key(&it)) == "_id") return doc;
+  }
   auto id = doc.get("_id");
   if (id) {
-    auto keys = doc.keys();
-    if (!keys.empty() && keys[0] == "_id") return doc;
     Document out;
     out.append("_id", *id);
     for (auto& [k, v] : doc.fields())

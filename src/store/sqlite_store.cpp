@@ -1,12 +1,12 @@
 // The embedded backend. One SQLite file holds every database and collection:
 //   _iotbridge_collections(db, name, capped, size, max, array_keys)
 //   _iotbridge_indexes(db, coll, name, keys, uniq)
-//   "db.coll"(seq INTEGER PRIMARY KEY AUTOINCREMENT, id UNIQUE, doc BLOB)
+//   "db.coll"(seq INTEGER PRIMARY KEY, id UNIQUE, doc BLOB)
 // Documents are stored as BSON (full type fidelity). Filters and sorts are
 // translated into SQL on bson_get(doc, 'path'), a deterministic function this
 // backend registers, so expression indexes on the same calls serve them; the
-// translation is a superset and the in-process evaluator (query.cpp) makes the
-// exact decision on every candidate row. Paths whose top-level field ever held
+// translation is a superset, and when it is not exact the in-process evaluator
+// (query.cpp) makes the decision on every candidate row. Paths whose top-level field ever held
 // an array (array_keys) are left to the evaluator, because one SQL value cannot
 // stand for "any element".
 //
@@ -246,12 +246,28 @@ struct Meta {
 
 std::string top_key(const std::string& path) { return path.substr(0, path.find('.')); }
 
-bool holds_array(const Value& v) {
-  if (v.is<Array>()) return true;
-  if (auto d = v.get_if<Document>())
-    for (const auto& [k, c] : d->fields())
-      if (holds_array(c)) return true;
+bool holds_array(bson_iter_t* it) {
+  if (BSON_ITER_HOLDS_ARRAY(it)) return true;
+  if (!BSON_ITER_HOLDS_DOCUMENT(it)) return false;
+  bson_iter_t child;
+  if (!bson_iter_recurse(it, &child)) return false;
+  while (bson_iter_next(&child))
+    if (holds_array(&child)) return true;
   return false;
+}
+
+// Top-level fields of doc that hold an array somewhere, not yet in `known`.
+void collect_array_keys(const Document& doc, const std::set<std::string>& known, std::set<std::string>& out) {
+  bson_t b = view(doc);
+  bson_iter_t it;
+  if (!bson_iter_init(&it, &b)) return;
+  while (bson_iter_next(&it)) {
+    if (!BSON_ITER_HOLDS_ARRAY(&it) && !BSON_ITER_HOLDS_DOCUMENT(&it)) continue;
+    if (holds_array(&it)) {
+      std::string key(bson_iter_key(&it), bson_iter_key_len(&it));
+      if (!known.count(key)) out.insert(key);
+    }
+  }
 }
 
 // ---- filter translation ----------------------------------------------------------------
@@ -260,6 +276,8 @@ class SqlFilter {
  public:
   SqlFilter(const Document& filter, const Meta& meta) : meta_(meta) { where_ = doc_terms(filter); }
   const std::string& where() const { return where_; }
+  // True when the SQL condition is the whole filter, so rows need no re-check.
+  bool exact() const { return exact_; }
   void bind(sqlite3_stmt* st, int first = 1) const {
     for (std::size_t i = 0; i < params_.size(); ++i) bind_key(st, first + static_cast<int>(i), params_[i]);
   }
@@ -280,11 +298,17 @@ class SqlFilter {
         } else if (key == "$or") {
           std::vector<std::string> alts;
           for (const auto& c : list) alts.push_back(doc_terms(c.as_document()));
-          terms.push_back("(" + join(alts, " OR ") + ")");
+          // One unconstrained alternative makes the whole $or unconstrained.
+          bool open = std::find(alts.begin(), alts.end(), std::string("1")) != alts.end();
+          terms.push_back(open ? "1" : "(" + join(alts, " OR ") + ")");
         }
-        continue;  // $nor: the evaluator decides
+        if (key == "$nor") exact_ = false;  // the evaluator decides
+        continue;
       }
-      if (meta_.array_keys.count(top_key(key))) continue;
+      if (meta_.array_keys.count(top_key(key))) {
+        exact_ = false;
+        continue;
+      }
       std::string expr = column_expr(key);
       auto ops = value.get_if<Document>();
       bool is_ops = ops && !ops->empty() && ops->keys()[0][0] == '$';
@@ -296,8 +320,10 @@ class SqlFilter {
         if (op == "$eq") terms.push_back(eq_term(expr, arg));
         else if (op == "$gt" || op == "$gte" || op == "$lt" || op == "$lte") terms.push_back(cmp_term(expr, op, arg));
         else if (op == "$in") terms.push_back(in_term(expr, arg));
+        else exact_ = false;
       }
     }
+    if (std::find(terms.begin(), terms.end(), std::string("1")) != terms.end()) exact_ = false;
     terms.erase(std::remove(terms.begin(), terms.end(), std::string("1")), terms.end());
     return terms.empty() ? "1" : join(terms, " AND ");
   }
@@ -348,6 +374,7 @@ class SqlFilter {
   }
 
   const Meta& meta_;
+  bool exact_ = true;
   std::string where_;
   std::vector<SqlKey> params_;
 };
@@ -460,7 +487,10 @@ void create_table(State& s, const std::string& db, const std::string& name, cons
   sqlite3_bind_int64(st.get(), 5, o.max_documents);
   s.run(st.get(), "creating collection " + db + "." + name);
   s.exec("CREATE TABLE IF NOT EXISTS " + table_name(db, name) +
-         " (seq INTEGER PRIMARY KEY AUTOINCREMENT, id NOT NULL UNIQUE, doc BLOB NOT NULL)");
+         " (seq INTEGER PRIMARY KEY, id NOT NULL UNIQUE, doc BLOB NOT NULL)");
+  // seq is max(seq)+1 (no AUTOINCREMENT, which costs a sqlite_sequence write
+  // per insert): it grows with insertion order, which natural order and capped
+  // trimming (oldest = smallest seq) rely on.
 }
 
 class SqliteCollection final : public Collection {
@@ -493,8 +523,7 @@ class SqliteCollection final : public Collection {
       Value id = doc.at("_id");
       result.inserted_ids.push_back(id);
       if (id.is<Array>()) fail("document " + std::to_string(i) + ": _id cannot be an array");
-      for (const auto& [k, v] : doc.fields())
-        if (!meta.array_keys.count(k) && holds_array(v)) new_array_keys.insert(k);
+      collect_array_keys(doc, meta.array_keys, new_array_keys);
       sqlite3_reset(st.get());
       bind_key(st.get(), 1, sql_key(id));
       sqlite3_bind_blob(st.get(), 2, doc.data(), static_cast<int>(doc.size()), SQLITE_STATIC);
@@ -570,18 +599,27 @@ class SqliteCollection final : public Collection {
       auto empty = state_->prepare("SELECT NULL WHERE 0");
       return std::make_unique<SqliteCursor>(state_, std::move(empty), filter, options, false);
     }
-    SqlFilter where(filter, meta);
     bool in_memory = false;
-    std::string order;
-    for (const auto& [path, dir] : options.sort.fields()) {
-      if (meta.array_keys.count(top_key(path))) in_memory = true;
-      order += column_expr(path) + (dir.as_double() < 0 ? " DESC" : " ASC") + ", ";
-    }
-    std::string sql = "SELECT doc FROM " + table_ + " WHERE " + where.where();
-    if (!in_memory) sql += " ORDER BY " + order + "seq";
-    auto st = state_->prepare(sql);
+    SqlFilter where(filter, meta);
+    auto st = state_->prepare(select_sql(where, options, meta, in_memory));
     where.bind(st.get());
-    return std::make_unique<SqliteCursor>(state_, std::move(st), filter, options, in_memory);
+    return std::make_unique<SqliteCursor>(state_, std::move(st), where.exact() ? Document() : filter, options,
+                                          in_memory);
+  }
+
+  // The plan SQLite chooses for find(filter, options): EXPLAIN QUERY PLAN rows.
+  std::string explain(const Document& filter, const FindOptions& options) {
+    std::lock_guard lock(state_->mu);
+    Meta meta = read_meta(*state_, db_, name_);
+    if (!meta.exists) return "no such collection";
+    bool in_memory = false;
+    SqlFilter where(filter, meta);
+    auto st = state_->prepare("EXPLAIN QUERY PLAN " + select_sql(where, options, meta, in_memory));
+    where.bind(st.get());
+    std::string plan;
+    while (sqlite3_step(st.get()) == SQLITE_ROW)
+      plan += std::string(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 3))) + "\n";
+    return plan;
   }
 
   std::int64_t count_documents(const Document& filter) override {
@@ -672,6 +710,17 @@ class SqliteCollection final : public Collection {
   }
 
  private:
+  std::string select_sql(const SqlFilter& where, const FindOptions& options, const Meta& meta, bool& in_memory) {
+    std::string order;
+    for (const auto& [path, dir] : options.sort.fields()) {
+      if (meta.array_keys.count(top_key(path))) in_memory = true;
+      order += column_expr(path) + (dir.as_double() < 0 ? " DESC" : " ASC") + ", ";
+    }
+    std::string sql = "SELECT doc FROM " + table_ + " WHERE " + where.where();
+    if (!in_memory) sql += " ORDER BY " + order + "seq";
+    return sql;
+  }
+
   void bind3(sqlite3_stmt* st, const std::string& name) {
     sqlite3_bind_text(st, 1, db_.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, name_.c_str(), -1, SQLITE_TRANSIENT);
@@ -735,7 +784,7 @@ class SqliteCollection final : public Collection {
     while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
       auto doc = Document::from_bson(static_cast<const std::uint8_t*>(sqlite3_column_blob(st.get(), 1)),
                                      static_cast<std::size_t>(sqlite3_column_bytes(st.get(), 1)));
-      if (!query::matches(doc, filter)) continue;
+      if (!where.exact() && !query::matches(doc, filter)) continue;
       rows.push_back(Row{sqlite3_column_int64(st.get(), 0), std::move(doc)});
       if (!many) break;
     }
@@ -758,8 +807,7 @@ class SqliteCollection final : public Collection {
       for (auto& row : rows) {
         Document updated = change(row.doc);
         if (updated == row.doc) continue;
-        for (const auto& [k, v] : updated.fields())
-          if (!meta.array_keys.count(k) && holds_array(v)) new_array_keys.insert(k);
+        collect_array_keys(updated, meta.array_keys, new_array_keys);
         sqlite3_reset(st.get());
         sqlite3_bind_blob(st.get(), 1, updated.data(), static_cast<int>(updated.size()), SQLITE_TRANSIENT);
         sqlite3_bind_int64(st.get(), 2, row.seq);
@@ -947,6 +995,12 @@ class SqliteStore final : public DocumentStore {
 };
 
 }  // namespace
+
+std::string sqlite_explain(Collection& collection, const Document& filter, const FindOptions& options) {
+  auto* c = dynamic_cast<SqliteCollection*>(&collection);
+  if (!c) fail("sqlite_explain needs a collection of the SQLite backend");
+  return c->explain(filter, options);
+}
 
 std::unique_ptr<DocumentStore> open_sqlite(const std::string& path, const std::string& description) {
   return std::make_unique<SqliteStore>(path, description);

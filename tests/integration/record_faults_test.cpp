@@ -144,6 +144,12 @@ TEST_CASE("recorder: the MongoDB server stopped mid-stream, then back: every rea
   CHECK(stats.spooled > 0);
   CHECK(stats.unspooled == stats.spooled);
   CHECK(stats.pending == 0);
+  CHECK(stats.spool_bytes == 0);
+  // The drained spool is deleted, not left behind.
+  std::size_t segments = 0;
+  for (const auto& entry : fs::directory_iterator(dir / "spool" / "spool"))
+    segments += entry.path().extension() == ".log";
+  CHECK(segments == 0);
   check_complete(*coll, kCount, 0);
 }
 
@@ -252,4 +258,81 @@ TEST_CASE("recorder: three recorders in one $share group split the stream, each 
   CHECK(total == kCount);
   check_complete(*coll, kCount, 0);
   CHECK(coll->count_documents() == kCount);
+}
+
+TEST_CASE("recorder: stopped while the store is down, the next start stores what was left", "[record][mongo][fault]") {
+  IOTBRIDGE_REQUIRE_MONGO();
+  MongoServer mongo;
+  MosquittoServer broker;
+  TempDir dir;
+  auto db = std::shared_ptr<store::DocumentStore>(store::open_store(mongo.uri() + "?serverSelectionTimeoutMS=500"));
+  auto coll = db->collection("leftover", "sensors");
+  auto opts = recorder_options(broker, dir / "spool");
+  opts.database = "leftover";
+  opts.spill_threshold = 100;
+  opts.shutdown_timeout = std::chrono::milliseconds(1500);
+  constexpr int kCount = 1000;
+  {
+    record::Recorder recorder(opts, db);
+    recorder.start();
+    mongo.stop();
+    {
+      Publisher pub(broker);
+      for (int i = 0; i < kCount; ++i) pub.publish("iot/left/" + std::to_string(i % 3), std::to_string(i));
+      pub.flush();
+    }
+    REQUIRE(recorder.wait_received(kCount, 20s));
+    recorder.stop();  // gives up after shutdown_timeout without progress
+    auto s = recorder.stats();
+    std::printf("left over: %s\n", s.to_json().c_str());
+    CHECK(s.stored == 0);
+    CHECK(s.pending == kCount);
+    CHECK_FALSE(s.store_ok);
+  }
+  mongo.start();
+  record::Recorder next(opts, db);
+  next.start();
+  REQUIRE(next.wait_idle(60s));
+  auto s = next.stats();
+  next.stop();
+  CHECK(s.replayed == kCount);
+  CHECK(s.stored == kCount);
+  check_complete(*coll, kCount, 0);
+  CHECK(coll->count_documents() == kCount);
+}
+
+TEST_CASE("recorder: a spool limit keeps readings in memory and says so, never corrupts", "[record][mongo][fault]") {
+  IOTBRIDGE_REQUIRE_MONGO();
+  MongoServer mongo;
+  MosquittoServer broker;
+  TempDir dir;
+  auto db = std::shared_ptr<store::DocumentStore>(store::open_store(mongo.uri() + "?serverSelectionTimeoutMS=500"));
+  auto coll = db->collection("spoolfull", "sensors");
+  auto opts = recorder_options(broker, dir / "spool");
+  opts.database = "spoolfull";
+  opts.spill_threshold = 100;
+  opts.spool_max_bytes = 32 * 1024;  // a few batches, then full
+  opts.retry_delay_max = std::chrono::milliseconds(200);
+  record::Recorder recorder(opts, db);
+  recorder.start();
+  mongo.stop();
+  constexpr int kCount = 3000;
+  {
+    Publisher pub(broker);
+    for (int i = 0; i < kCount; ++i) pub.publish("iot/full/" + std::to_string(i % 3), std::to_string(i));
+    pub.flush();
+  }
+  REQUIRE(recorder.wait_received(kCount, 30s));
+  auto during = recorder.stats();
+  std::printf("spool full: %s\n", during.to_json().c_str());
+  CHECK(during.spooled > 0);
+  CHECK(during.spooled < kCount);  // the limit held
+  CHECK(during.spool_bytes <= 32 * 1024);
+  CHECK(during.last_error.find("spool") != std::string::npos);
+  mongo.start();
+  REQUIRE(recorder.wait_idle(60s));
+  auto s = recorder.stats();
+  recorder.stop();
+  CHECK(s.stored == kCount);
+  check_complete(*coll, kCount, 0);
 }

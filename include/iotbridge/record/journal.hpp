@@ -8,8 +8,9 @@
 // - A record is durable once sync() returns after its append(); before that
 //   it survives a process kill (append is a plain write() into the kernel) but
 //   not a machine crash.
-// - trim_through(seq) is durable when it returns (the consumed position is a
-//   checkpoint file written with write-temp + fsync + rename). replay() after
+// - trim_through(seq) is durable when it returns (the consumed position goes
+//   to one of two checkpoint slots, rewritten in place and fdatasynced, so a
+//   trim works even on a full disk). replay() after
 //   a restart yields exactly the records after the last durable checkpoint that
 //   were synced (plus any unsynced ones that happened to reach the disk):
 //   at-least-once, with duplicates only for records after that checkpoint.
@@ -20,7 +21,8 @@
 // - Never throws or crashes on arbitrary file contents.
 //
 // Thread-safety: every member function may be called from any thread; a
-// mutex inside serialises them. replay() holds the mutex only to take a
+// mutex inside serialises them. sync() and trim_through() release it around
+// their fdatasync, so appends never wait for the disk. replay() holds it only to take a
 // snapshot, so its callback may append() or trim_through() (records appended
 // during a replay are not part of it). One Journal per directory: a second
 // one, in this process or another, fails to open (flock on the LOCK file).

@@ -5,8 +5,9 @@
 //
 // Thread-safety: a DocumentStore and the Collection handles it returns are
 // safe to use from several threads at once (MongoDB: each call takes a client
-// from the pool; SQLite: one writer at a time, readers in parallel, WAL mode,
-// busy timeout). A Collection keeps its store's connections alive, so it may
+// from the pool; SQLite: one connection per store, each call and each cursor
+// step serialized by a mutex; other processes share the file through WAL mode
+// and a 5 s busy timeout). A Collection keeps its store's connections alive, so it may
 // outlive the DocumentStore object. A Cursor belongs to one thread.
 //
 // Errors: every failure throws iotbridge::Error (category store, the backend's

@@ -1,0 +1,167 @@
+// iotbridge-db, run as a program against a SQLite file and the MongoDB-compatible
+// server: the same verbs print the same output on both; errors exit 2 (usage)
+// or 1 (failure) with a sentence a person can act on.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include "iotbridge/store/open.hpp"
+#include "servers.hpp"
+
+using namespace iotbridge;
+using iotbridge::test::TempDir;
+
+namespace {
+
+const std::string kCli = IOTBRIDGE_BINARY_DIR "/cli/iotbridge-db";
+
+struct Run {
+  int code;
+  std::string out;  // stdout and stderr together
+};
+
+// Runs the CLI with stderr folded into stdout; `input` is fed on stdin.
+Run cli(const std::vector<std::string>& args, const std::string& input = "") {
+  std::vector<std::string> argv = {"/bin/sh", "-c",
+                                   input.empty() ? "exec \"$0\" \"$@\" 2>&1"
+                                                 : "printf '%s' \"$IOTB_INPUT\" | \"$0\" \"$@\" 2>&1",
+                                   kCli};
+  argv.insert(argv.end(), args.begin(), args.end());
+  if (!input.empty()) ::setenv("IOTB_INPUT", input.c_str(), 1);
+  Run r;
+  r.code = iotbridge::test::run_command(argv, &r.out);
+  ::unsetenv("IOTB_INPUT");
+  return r;
+}
+
+struct Target {
+  std::string kind;
+  std::unique_ptr<TempDir> dir;
+  std::string uri, db;
+  explicit Target(const std::string& k) : kind(k) {
+    if (kind == "sqlite") {
+      dir = std::make_unique<TempDir>("iotbridge-cli");
+      uri = "sqlite:" + (dir->path() / "cli.db").string();
+      db = "testDB";
+    } else {
+      uri = iotbridge::test::test_mongo_uri();
+      db = iotbridge::test::unique_db_name("iotb_cli");
+    }
+  }
+  ~Target() {
+    if (kind == "mongodb") cli({"--store", uri, "drop", db});
+  }
+  Run operator()(std::vector<std::string> args, const std::string& input = "") const {
+    args.insert(args.begin(), {"--store", uri});
+    return cli(args, input);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("iotbridge-db: the containerBox sequence on every backend", "[store][cli]") {
+  REQUIRE(::access(kCli.c_str(), X_OK) == 0);
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "mongodb");
+  if (kind == "mongodb") IOTBRIDGE_REQUIRE_MONGO();
+  INFO("backend: " << kind);
+  Target t(kind);
+
+  auto ins = t({"insert", t.db, "containerBox", R"({"name": "bear", "weight": 60, "category": "animal"})",
+                R"({"name": "bear", "weight": 10, "category": "animal"})"});
+  CHECK(ins.code == 0);
+  CHECK_THAT(ins.out, Catch::Contains("$oid"));
+  auto ins2 = t({"insert", t.db, "containerBox"},
+                "{\"name\": \"cat\", \"weight\": 2, \"category\": \"animal\"}\n"
+                "{\"name\": \"phone\", \"weight\": 1, \"category\": \"electronic\"}\n");
+  CHECK(ins2.code == 0);
+  CHECK(t({"count", t.db, "containerBox"}).out == "4\n");
+  CHECK(t({"count", t.db, "containerBox", R"({"category": "animal"})"}).out == "3\n");
+
+  auto found = t({"find", t.db, "containerBox", R"({"category": "animal", "name": "bear"})", "--projection",
+                  R"({"_id": 0, "weight": 1})"});
+  CHECK(found.code == 0);
+  CHECK(found.out == "{ \"weight\" : 60 }\n{ \"weight\" : 10 }\n");
+  auto sorted = t({"find", t.db, "containerBox", "--sort", R"({"weight": 1})", "--limit", "2", "-p",
+                   R"({"_id": 0, "name": 1})"});
+  CHECK(sorted.out == "{ \"name\" : \"phone\" }\n{ \"name\" : \"cat\" }\n");
+  auto pretty = t({"find", t.db, "containerBox", R"({"name": "phone"})", "--pretty", "-p", R"({"_id": 0})"});
+  CHECK(pretty.out == "{\n  \"name\": \"phone\",\n  \"weight\": 1,\n  \"category\": \"electronic\"\n}\n");
+
+  auto up = t({"update", t.db, "containerBox", R"({"name": "bear"})",
+               R"({"$set": {"name": "teddy bear", "category": "tody"}})", "--many"});
+  CHECK(up.code == 0);
+  CHECK(up.out == "matched 2, modified 2\n");
+  auto del = t({"delete", t.db, "containerBox", R"({"category": "animal"})"});
+  CHECK(del.out == "deleted 1\n");
+
+  auto csv = t({"export", t.db, "containerBox", "--csv", "--fields", "name,weight", "--sort", R"({"weight": -1})"});
+  CHECK(csv.code == 0);
+  CHECK(csv.out == "name,weight\nteddy bear,60\nteddy bear,10\nphone,1\n");
+
+  CHECK(t({"create", t.db, "log", "--capped", "--size", "100000", "--max", "10"}).code == 0);
+  auto stats = t({"stats", t.db, "log"});
+  CHECK(stats.code == 0);
+  CHECK_THAT(stats.out, Catch::Contains("\"capped\": true") && Catch::Contains("\"max\": 10"));
+
+  CHECK(t({"index", t.db, "containerBox", R"({"name": 1, "weight": -1})"}).out == "name_1_weight_-1\n");
+  CHECK(t({"index", t.db, "containerBox"}).out ==
+        "_id_ { \"_id\" : 1 } unique\nname_1_weight_-1 { \"name\" : 1, \"weight\" : -1 }\n");
+
+  CHECK(t({"collections", t.db}).out == "containerBox\nlog\n");
+  CHECK_THAT(t({"dbs"}).out, Catch::Contains(t.db + "\n"));
+  CHECK(t({"drop", t.db, "log"}).out == "dropped " + t.db + ".log\n");
+  auto again = t({"drop", t.db, "log"});
+  CHECK(again.code == 1);
+  CHECK_THAT(again.out, Catch::Contains("no collection"));
+}
+
+TEST_CASE("iotbridge-db: usage errors exit 2, failures exit 1, with a clear message", "[store][cli]") {
+  REQUIRE(::access(kCli.c_str(), X_OK) == 0);
+  TempDir dir;
+  std::string store = "sqlite:" + (dir / "e.db").string();
+
+  auto unknown = cli({"--store", store, "frobnicate"});
+  CHECK(unknown.code == 2);
+  CHECK_THAT(unknown.out, Catch::Contains("unknown verb") && Catch::Contains("find"));
+
+  auto bad_json = cli({"--store", store, "find", "db", "c", R"({"a": })"});
+  CHECK(bad_json.code == 2);
+  CHECK_THAT(bad_json.out, Catch::Contains("the filter is not a JSON object") && Catch::Contains("position"));
+
+  auto bad_stdin = cli({"--store", store, "insert", "db", "c"}, "{\"ok\": 1}\n{oops\n");
+  CHECK(bad_stdin.code == 2);
+  CHECK_THAT(bad_stdin.out, Catch::Contains("stdin line 2"));
+
+  ::unsetenv("IOTBRIDGE_STORE");
+  auto no_store = cli({"count", "db", "c"});
+  CHECK(no_store.code == 2);
+  CHECK_THAT(no_store.out, Catch::Contains("--store") && Catch::Contains("IOTBRIDGE_STORE"));
+
+  auto bad_uri = cli({"--store", "redis://x", "dbs"});
+  CHECK(bad_uri.code == 2);
+  CHECK_THAT(bad_uri.out, Catch::Contains("unsupported store URI scheme 'redis'"));
+
+  auto missing_arg = cli({"--store", store, "update", "db", "c"});
+  CHECK(missing_arg.code == 2);
+
+  auto no_size = cli({"--store", store, "create", "db", "c", "--capped"});
+  CHECK(no_size.code == 2);
+  CHECK_THAT(no_size.out, Catch::Contains("--size"));
+
+  CHECK(cli({"--store", store, "insert", "db", "c", R"({"_id": 1})"}).code == 0);
+  auto dup = cli({"--store", store, "insert", "db", "c", R"({"_id": 2})", R"({"_id": 1})"});
+  CHECK(dup.code == 1);
+  CHECK_THAT(dup.out, Catch::Contains("document 1") && Catch::Contains("duplicate key"));
+
+  int port = iotbridge::test::free_port();
+  auto down = cli({"--store", "mongodb://u:hunter2@127.0.0.1:" + std::to_string(port) + "/?serverSelectionTimeoutMS=300",
+                   "dbs"});
+  CHECK(down.code == 1);
+  CHECK_THAT(down.out, Catch::Contains("no MongoDB server reachable") && !Catch::Contains("hunter2"));
+
+  ::setenv("IOTBRIDGE_STORE", store.c_str(), 1);
+  auto from_env = cli({"count", "db", "c"});
+  ::unsetenv("IOTBRIDGE_STORE");
+  CHECK(from_env.code == 0);
+  CHECK(from_env.out == "2\n");  // ordered: {_id: 2} was stored before the duplicate
+}

@@ -1,0 +1,192 @@
+// What only the embedded backend has to prove: indexes on field paths are
+// really used (EXPLAIN QUERY PLAN), unsupported operators fail by name, the
+// file is shared safely by threads and processes, and the MongoDB backend's
+// documents read back in PyMongo with their types.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "iotbridge/store/open.hpp"
+#include "servers.hpp"
+#include "store/backends.hpp"
+
+using namespace iotbridge;
+using namespace iotbridge::store;
+using iotbridge::test::TempDir;
+
+namespace {
+Document J(const std::string& json) { return Document::from_json(json); }
+
+void insert_readings(Collection& c, int n) {
+  std::vector<Document> docs;
+  for (int i = 0; i < n; ++i)
+    docs.push_back(Document()
+                       .append("topic", "iot/dev" + std::to_string(i % 10) + "/temp")
+                       .append("value", 20.0 + i % 7)
+                       .append("reg_date", DateTime{1700000000000 + i}));
+  c.insert_many(std::move(docs));
+}
+}  // namespace
+
+TEST_CASE("sqlite store: an index on {topic, reg_date} serves filter and sort", "[store][sqlite]") {
+  auto store = open_store("sqlite::memory:");
+  auto c = store->collection("iot_service", "sensors");
+  insert_readings(*c, 500);
+  FindOptions o;
+  o.sort = J(R"({"reg_date": -1})");
+  o.limit = 10;
+  Document filter = J(R"({"topic": "iot/dev3/temp"})");
+
+  std::string before = detail::sqlite_explain(*c, filter, o);
+  INFO(before);
+  CHECK_THAT(before, Catch::Contains("SCAN"));
+  CHECK_THAT(before, Catch::Contains("TEMP B-TREE"));  // sorts every match
+
+  IndexSpec spec;
+  spec.keys = {{"topic", 1}, {"reg_date", -1}};
+  c->create_index(spec);
+  std::string after = detail::sqlite_explain(*c, filter, o);
+  INFO(after);
+  CHECK_THAT(after, Catch::Contains("USING INDEX") && Catch::Contains("topic_1_reg_date_-1"));
+  CHECK_THAT(after, !Catch::Contains("TEMP B-TREE"));  // the index gives the order
+
+  // Ranges use it too.
+  std::string range = detail::sqlite_explain(
+      *c, J(R"({"topic": "iot/dev3/temp", "reg_date": {"$gt": {"$date": {"$numberLong": "1700000000100"}}}})"), o);
+  INFO(range);
+  CHECK_THAT(range, Catch::Contains("USING INDEX") && Catch::Contains("<expr>=? AND <expr>>?"));
+
+  auto docs = c->find(filter, o)->to_vector();
+  REQUIRE(docs.size() == 10);
+  CHECK(docs[0].get_datetime("reg_date")->millis == 1700000000493);
+  CHECK(docs[9].get_datetime("reg_date")->millis == 1700000000403);
+}
+
+TEST_CASE("sqlite store: fields that hold arrays are left to the evaluator", "[store][sqlite]") {
+  auto store = open_store("sqlite::memory:");
+  auto c = store->collection("db", "c");
+  IndexSpec spec;
+  spec.keys = {{"tags", 1}};
+  c->create_index(spec);
+  c->insert_many({J(R"({"n": 1, "tags": "solo"})"), J(R"({"n": 2, "tags": ["a", "solo"]})"),
+                  J(R"({"n": 3, "tags": [3, 1, 2]})"), J(R"({"n": 4, "tags": 0})")});
+  CHECK(c->count_documents(J(R"({"tags": "solo"})")) == 2);
+  FindOptions o;
+  o.sort = J(R"({"tags": 1, "n": 1})");
+  o.projection = J(R"({"_id": 0, "n": 1})");
+  std::vector<std::int64_t> order;
+  for (auto& d : c->find(J("{}"), o)->to_vector()) order.push_back(*d.get_int64("n"));
+  // MongoDB sorts an array by its smallest element: [3,1,2] as 1, ["a","solo"] as "a".
+  CHECK(order == std::vector<std::int64_t>{4, 3, 2, 1});
+}
+
+TEST_CASE("sqlite store: unsupported operators fail naming them", "[store][sqlite]") {
+  auto store = open_store("sqlite::memory:");
+  auto c = store->collection("db", "c");
+  c->insert_one(J(R"({"a": "x"})"));
+  CHECK_THROWS_WITH(c->find(J(R"({"a": {"$regex": "^x"}})")), Catch::Contains("$regex"));
+  CHECK_THROWS_WITH(c->count_documents(J(R"({"$where": "1"})")), Catch::Contains("$where"));
+  CHECK_THROWS_WITH(c->count_documents(J(R"({"a": {"$not": {"$size": 1}}})")), Catch::Contains("$size"));
+  CHECK_THROWS_WITH(c->update_many(J("{}"), J(R"({"$push": {"a": 1}})")), Catch::Contains("$push"));
+  FindOptions o;
+  o.projection = J(R"({"a": {"$slice": 1}})");
+  CHECK_THROWS_WITH(c->find(J("{}"), o), Catch::Contains("$slice"));
+  CHECK_THROWS_WITH(c->update_one(J("{}"), J(R"({"a": 1})")), Catch::Contains("replace_one"));
+}
+
+TEST_CASE("sqlite store: one writer and several readers across threads", "[store][sqlite]") {
+  TempDir dir;
+  auto store = open_store("sqlite:" + (dir / "s.db").string());
+  auto c = store->collection("iot_service", "sensors");
+  constexpr int kBatches = 50, kBatch = 40;
+  std::atomic<bool> done{false};
+  std::atomic<int> reader_errors{0};
+  std::atomic<std::int64_t> reads{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 3; ++r)
+    readers.emplace_back([&] {
+      std::int64_t last = 0;
+      while (!done.load()) {
+        try {
+          std::int64_t n = c->count_documents(J(R"({"value": {"$gte": 0}})"));
+          if (n < last || n % kBatch != 0) ++reader_errors;  // batches are atomic and only grow
+          last = n;
+          ++reads;
+        } catch (...) {
+          ++reader_errors;
+        }
+      }
+    });
+  for (int b = 0; b < kBatches; ++b) insert_readings(*c, kBatch);
+  done = true;
+  for (auto& t : readers) t.join();
+  CHECK(reader_errors == 0);
+  CHECK(reads > 0);
+  CHECK(c->count_documents() == kBatches * kBatch);
+}
+
+TEST_CASE("sqlite store: two processes share one file", "[store][sqlite]") {
+  TempDir dir;
+  std::string uri = "sqlite:" + (dir / "shared.db").string();
+  auto store = open_store(uri);
+  auto c = store->collection("iot_service", "sensors");
+  insert_readings(*c, 100);
+  // The CLI is another process writing to and reading the same file.
+  std::string cli = IOTBRIDGE_BINARY_DIR "/cli/iotbridge-db";
+  if (::access(cli.c_str(), X_OK) != 0) FAIL("iotbridge-db not built at " << cli);
+  std::string out;
+  REQUIRE(iotbridge::test::run_command({cli, "--store", uri, "insert", "iot_service", "sensors",
+                                        R"({"topic": "from/cli", "value": 1.5})"},
+                                       &out) == 0);
+  CHECK(c->count_documents(J(R"({"topic": "from/cli"})")) == 1);
+  out.clear();
+  REQUIRE(iotbridge::test::run_command({cli, "--store", uri, "count", "iot_service", "sensors"}, &out) == 0);
+  CHECK(out == "101\n");
+}
+
+TEST_CASE("sqlite store: a database file is reopened with its indexes and types", "[store][sqlite]") {
+  TempDir dir;
+  std::string uri = "sqlite:" + (dir / "re.db").string();
+  {
+    auto store = open_store(uri);
+    auto c = store->collection("db", "c");
+    IndexSpec spec;
+    spec.keys = {{"k", 1}};
+    spec.unique = true;
+    c->create_index(spec);
+    c->insert_one(Document().append("k", 1).append("big", 1LL << 40).append("when", DateTime{42}));
+  }
+  auto store = open_store(uri);
+  auto c = store->collection("db", "c");
+  auto d = c->find_one(J("{}"));
+  REQUIRE(d);
+  CHECK(d->get("big")->is<std::int64_t>());
+  CHECK(d->get("when")->is<DateTime>());
+  CHECK(c->list_indexes().size() == 2);
+  CHECK_THROWS_AS(c->insert_one(Document().append("k", 1)), Error);
+}
+
+TEST_CASE("mongo store: PyMongo reads what the mongo backend wrote", "[store][mongo]") {
+  IOTBRIDGE_REQUIRE_MONGO();
+  std::string uri = iotbridge::test::test_mongo_uri();
+  std::string db = iotbridge::test::unique_db_name("iotb_pymongo");
+  auto store = open_store(uri);
+  auto c = store->collection(db, "sensors");
+  c->insert_one(Document()
+                    .append("_id", ObjectId::generate())
+                    .append("topic", "iot/home/temp")
+                    .append("value", 24.5)
+                    .append("reg_date", DateTime::now()));
+  std::string script =
+      "import sys\n"
+      "from pymongo import MongoClient\n"
+      "c = MongoClient(sys.argv[1], serverSelectionTimeoutMS=5000)[sys.argv[2]]['sensors']\n"
+      "for d in c.find({'value': {'$gt': 24.1}}, {'_id': 0, 'topic': 1, 'value': 1, 'reg_date': 1}).sort('value'):\n"
+      "    print(d['topic'], type(d['value']).__name__, d['value'], type(d['reg_date']).__name__)\n";
+  std::string out;
+  int rc = iotbridge::test::run_command({"/usr/bin/python3", "-c", script, uri, db}, &out);
+  store->drop_database(db);
+  REQUIRE(rc == 0);
+  CHECK(out == "iot/home/temp float 24.5 datetime\n");
+}
