@@ -53,6 +53,7 @@ void add_connection_flags(CLI::App& app, ConnectionFlags& f) {
   app.add_option("--key", f.key, "Client private key, PEM (with --cert)");
   app.add_option("--tls-version", f.tls_version, "tlsv1.3, tlsv1.2 or tlsv1.1");
   app.add_flag("--insecure", f.insecure, "Do not check the broker's host name against its certificate (testing only)");
+  app.add_flag("--nodelay", f.nodelay, "Disable Nagle's algorithm: lower latency, more packets");
   app.add_flag("-d,--debug", f.debug, "Print debug messages to stderr");
   app.add_flag("--quiet", f.quiet, "Print no runtime errors (usage errors still show)");
 }
@@ -113,6 +114,7 @@ Connection resolve_connection(const ConnectionFlags& f) {
   }
   if (f.port != 0) o.port = f.port;
   o.bind_address = f.bind_address;
+  o.tcp_nodelay = f.nodelay;
 
   if (!f.id.empty() && !f.id_prefix.empty()) throw UsageError("-i and -I cannot be used together.");
   if (!f.id.empty()) o.client_id = f.id;

@@ -56,6 +56,7 @@ struct ConnectionFlags {
   std::string key;
   std::string tls_version;
   bool insecure = false;
+  bool nodelay = false;
   bool debug = false;
   bool quiet = false;
 };

@@ -38,7 +38,7 @@ TEST_CASE("iotbridge-pub -m -f -s -n -l -r --repeat reach mosquitto_sub intact",
     CHECK(r.out.empty());
   };
   spit(dir / "file", std::string("bin\x00\xff\n", 6));
-  pub({"-t", "p/m", "-m", "24.5"});
+  pub({"-t", "p/m", "-m", "24.5", "--nodelay"});
   pub({"-t", "p/dash", "-m", "-5.5"});  // a value starting with '-' is a value, as in mosquitto_pub
   pub({"-t", "p/f", "-f", (dir / "file").string(), "-q", "1"});
   pub({"-t", "p/s", "-s", "-q", "2"}, "whole\nstdin");
