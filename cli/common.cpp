@@ -132,8 +132,11 @@ Connection resolve_connection(const ConnectionFlags& f) {
   if (f.session_expiry) {
     if (o.protocol != mqtt::Protocol::v5) throw UsageError("-x (session expiry) needs MQTT 5: add -V 5.");
     const std::string& x = *f.session_expiry;
+    // Options keeps a session only with clean_session off, so any expiry but
+    // 0 means "-c with this expiry" (mosquitto would still start clean).
     if (x == "-1" || x == "\xe2\x88\x9e" || x == "4294967295") {
       o.session_expiry_interval = 0;  // never expires, in Options' terms
+      o.clean_session = false;
     } else {
       char* end = nullptr;
       errno = 0;
@@ -143,12 +146,10 @@ Connection resolve_connection(const ConnectionFlags& f) {
       if (v == 0 && !o.clean_session)
         throw UsageError("-x 0 contradicts -c: a persistent session that expires at once.");
       o.session_expiry_interval = static_cast<std::uint32_t>(v);
-      if (v > 0 && o.clean_session) {
-        // mosquitto_sub: a positive expiry asks for a session that outlives the connection.
-        if (o.client_id.empty()) throw UsageError("-x with a positive expiry needs a client id: give one with -i.");
-        o.clean_session = false;
-      }
+      if (v > 0) o.clean_session = false;
     }
+    if (!o.clean_session && o.client_id.empty())
+      throw UsageError("-x with an expiry other than 0 keeps the session, which needs a client id: give one with -i.");
   }
 
   // Credentials: -P, else --password-file, else $IOTBRIDGE_PASSWORD (with a user name), else the URL's.

@@ -164,6 +164,15 @@ TEST_CASE("iotbridge-sub: -W times out with 27, -E exits after subscribing, -c k
   CHECK(got.code == 0);
   CHECK(got.out == "m0\nm1\nm2\nm3\nm4\n");
 
+  // MQTT 5: -x keeps the session for that many seconds.
+  REQUIRE(run_tool(with({iotbridge_sub(), "-V", "5", "-x", "600", "-i", "cli-v5", "-t", "v5/#", "-q", "1", "-E"}, args)).code == 0);
+  REQUIRE(run_tool(with({iotbridge_pub(), "-t", "v5/x", "-q", "1", "-m", "kept for v5"}, args)).code == 0);
+  auto v5 = run_tool(with({iotbridge_sub(), "-V", "5", "-x", "600", "-i", "cli-v5", "-t", "v5/#", "-q", "1", "-C", "1",
+                           "-W", "10"},
+                          args));
+  CHECK(v5.code == 0);
+  CHECK(v5.out == "kept for v5\n");
+
   // -U drops the session's subscription: nothing more is queued for it.
   REQUIRE(run_tool(with({iotbridge_sub(), "-U", "session/#", "-c", "-i", "cli-session", "-E"}, args)).code == 0);
   REQUIRE(run_tool(with({iotbridge_pub(), "-t", "session/x", "-q", "1", "-m", "late"}, args)).code == 0);
