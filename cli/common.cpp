@@ -286,13 +286,17 @@ std::optional<int> connect_client(mqtt::Client& client, const ConnectionFlags& f
   client.on_connect([refused](const mqtt::ConnectResult& r) {
     if (r.reason_code != 0) refused->store(r.reason_code);
   });
-  // The library's own lines only with -d: errors that matter reach the user
-  // as the one sentence of the Error thrown, not twice.
-  const bool debug = flags.debug;
+  // libmosquitto's lines only with -d: errors that matter reach the user as
+  // the one sentence of the Error thrown. A log handler makes libmosquitto
+  // format a line per packet, so none is installed otherwise (the client then
+  // reports its own rare warnings, such as a lost connection, on stderr),
+  // except a silent one for --quiet.
   const bool quiet = flags.quiet;
-  client.on_log([debug](mqtt::LogLevel, std::string_view line) {
-    if (debug) std::cerr << line << '\n';
-  });
+  if (flags.debug) {
+    client.on_log([](mqtt::LogLevel, std::string_view line) { std::cerr << line << '\n'; });
+  } else if (quiet) {
+    client.on_log([](mqtt::LogLevel, std::string_view) {});
+  }
   try {
     client.connect();
     return std::nullopt;
