@@ -2,6 +2,7 @@
 // flags and output of mosquitto_sub (default and -v output byte-identical),
 // plus JSON lines (--json). Parsing here; formatting in iotbridge/mqtt/format.hpp.
 #include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <mutex>
 #include <thread>
@@ -255,20 +256,68 @@ int run(int argc, char** argv) {
     report_error(conn.quiet, e.what());
     return kExitError;
   }
-  // A persistent session may deliver queued messages right after CONNACK.
-  client->start_consuming(10000);
+  // The network runs on this thread (client->loop()) and each message is
+  // formatted in the on_message callback straight into the output buffer, as
+  // mosquitto_sub does: no hand-off between threads per message.
+  Output output;
+  std::vector<mqtt::DeliveryToken> removals;
+  std::string removal_error;
+  std::uint64_t received = 0;
+  int printed = 0;
+  // -C reached, --retained-only saw a fresh message, or -E (which prints nothing).
+  bool done = f.exit_after_subscribe;
+  const bool needs_time = formatter.uses_time();
+  constexpr std::size_t kFlushBytes = 64 * 1024;
+  mqtt::Client& mqtt_client = *client;
+  client->on_message([&](const mqtt::Message& message) {
+    ++received;
+    if (done) return;
+    if (f.retained_only && !message.retain) {
+      done = true;
+      return;
+    }
+    if (f.no_retained && message.retain) return;
+    for (const auto& out : f.filter_outs)
+      if (topic_matches(out, message.topic)) return;
+    if (f.remove_retained && message.retain) {
+      try {
+        removals.push_back(mqtt_client.publish(message.topic, "", 1, true));
+      } catch (const Error& e) {
+        if (removal_error.empty()) removal_error = e.what();
+      }
+    }
+    auto received_at = needs_time ? std::chrono::system_clock::now() : std::chrono::system_clock::time_point{};
+    std::string problem;
+    if (!formatter.append(output.buffer(), message, received_at, &problem) && !conn.quiet) {
+      output.flush();
+      std::cerr << problem << '\n';
+    }
+    if (f.count > 0 && ++printed >= f.count) done = true;
+  });
   if (auto code = connect_client(*client, conn)) return *code;
   const auto connected_at = Clock::now();
-  client->loop_start();
+
+  // Runs the network until `condition` holds; false at `limit` or on a signal.
+  auto pump = [&](const auto& condition, std::chrono::milliseconds limit) {
+    auto until = Clock::now() + limit;
+    while (!condition()) {
+      if (Clock::now() >= until || shutdown.stop_requested()) return false;
+      client->loop(std::chrono::milliseconds(50));
+    }
+    return true;
+  };
 
   int exit_code = kExitOk;
   try {
     if (!subscriptions.empty()) {
       auto token = client->subscribe(subscriptions);
-      if (!token.wait_for(connection.options.connect_timeout)) {
+      if (!pump([&] { return token.done(); }, connection.options.connect_timeout)) {
+        if (shutdown.stop_requested()) {
+          client->disconnect();
+          return kExitOk;
+        }
         report_error(conn.quiet, "the broker did not acknowledge the subscription in time.");
         client->disconnect();
-        client->loop_stop();
         return kExitError;
       }
       auto granted = token.granted_qos();
@@ -287,31 +336,26 @@ int run(int argc, char** argv) {
         }
       }
       if (!any_granted) {
+        output.flush();
         report_error(conn.quiet, "the broker refused every subscription (check the ACL for this user).");
         client->disconnect();
-        client->loop_stop();
         return kExitError;
       }
     }
-    for (const auto& u : f.unsubscribes) client->unsubscribe(u).wait_for(connection.options.connect_timeout);
+    for (const auto& u : f.unsubscribes) {
+      auto token = client->unsubscribe(u);
+      pump([&] { return token.done(); }, connection.options.connect_timeout);
+    }
     if (f.exit_after_subscribe) {
       client->disconnect();
-      client->loop_stop();
       return kExitOk;
     }
 
-    Output output;
-    std::vector<mqtt::DeliveryToken> removals;
     std::optional<Clock::time_point> deadline;
     if (f.timeout_seconds > 0)
       deadline = connected_at + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(f.timeout_seconds));
-    int printed = 0;
-    std::string problem;
-    const bool needs_time = formatter.uses_time();
-    constexpr std::size_t kFlushBytes = 64 * 1024;
-
-    while (!shutdown.stop_requested()) {
-      std::chrono::milliseconds wait{0};
+    while (!done && !shutdown.stop_requested()) {
+      auto wait = output.buffer().empty() ? std::chrono::milliseconds(100) : std::chrono::milliseconds(0);
       if (deadline) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
         if (left <= std::chrono::milliseconds(0)) {
@@ -320,50 +364,40 @@ int run(int argc, char** argv) {
           exit_code = kExitTimeout;
           break;
         }
-        if (output.buffer().empty()) wait = std::min(std::chrono::milliseconds(100), left + std::chrono::milliseconds(1));
-      } else if (output.buffer().empty()) {
-        wait = std::chrono::milliseconds(100);
+        wait = std::min(wait, left + std::chrono::milliseconds(1));
       }
-      auto message = client->consume(wait);
-      if (!message) {
-        output.flush();
-        continue;
-      }
-      if (f.retained_only && !message->retain) break;
-      if (f.no_retained && message->retain) continue;
-      bool filtered = false;
-      for (const auto& out : f.filter_outs) {
-        if (topic_matches(out, message->topic)) {
-          filtered = true;
-          break;
-        }
-      }
-      if (filtered) continue;
-      if (f.remove_retained && message->retain) removals.push_back(client->publish(message->topic, "", 1, true));
-
-      auto received_at = needs_time ? std::chrono::system_clock::now() : std::chrono::system_clock::time_point{};
-      if (!formatter.append(output.buffer(), *message, received_at, &problem) && !conn.quiet) {
-        output.flush();
-        std::cerr << problem << '\n';
-      }
-      if (output.buffer().size() >= kFlushBytes) output.flush();
-      if (f.count > 0 && ++printed >= f.count) break;
+      auto before = received;
+      client->loop(wait);
+      // Written out whenever the socket had nothing more for us, so a person
+      // watching sees each message at once; in blocks while a stream pours in.
+      if (received == before || output.buffer().size() >= kFlushBytes) output.flush();
     }
     output.flush();
+    pump(
+        [&] {
+          for (const auto& t : removals)
+            if (!t.done()) return false;
+          return true;
+        },
+        connection.options.publish_timeout);
     for (auto& t : removals) {
       try {
-        t.wait_for(connection.options.publish_timeout);
+        if (!t.done()) throw Error(ErrorCategory::mqtt, "no acknowledgement from the broker in time");
+        t.wait();
       } catch (const Error& e) {
-        report_error(conn.quiet, std::string("could not clear a retained message: ") + e.what());
-        exit_code = kExitError;
+        if (removal_error.empty()) removal_error = e.what();
       }
     }
+    if (!removal_error.empty()) {
+      report_error(conn.quiet, "could not clear a retained message: " + removal_error);
+      exit_code = kExitError;
+    }
   } catch (const Error& e) {
+    output.flush();
     report_error(conn.quiet, e.what());
     exit_code = kExitError;
   }
   client->disconnect();
-  client->loop_stop();
   return exit_code;
 }
 
