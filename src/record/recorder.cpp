@@ -179,6 +179,7 @@ struct Recorder::Impl {
 
   std::unique_ptr<BoundedQueue<Item>> queue;
   std::mutex accept_mutex;  // keeps journal order == queue order
+  Batch late;               // accepted during shutdown while the queue was full (accept_mutex)
   std::uint64_t next_seq = 0;
   std::atomic<bool> accepting{false};
   std::stop_source accept_stop;  // unblocks a network thread waiting on a full queue at shutdown
@@ -265,11 +266,10 @@ struct Recorder::Impl {
       }
       worker_idle.store(false, std::memory_order_relaxed);
       ++received;
-      if (!queue->push(std::move(item), accept_stop.get_token())) {
-        // Only at shutdown, after the broker connection is gone: the reading
-        // stays in the write-ahead journal for the next start.
-        log(mqtt::LogLevel::warning, "a reading arrived during shutdown; it is kept in the write-ahead journal");
-      }
+      // At shutdown a full queue no longer waits (see stop()): the reading,
+      // and every one after it (journal order), waits in `late` and is
+      // stored after the queue.
+      if (!late.empty() || !queue->push(std::move(item), accept_stop.get_token())) late.push_back(std::move(item));
       limit_reached = opts.max_messages != 0 && received.load() >= opts.max_messages;
     }
     if (limit_reached) {
@@ -588,7 +588,12 @@ struct Recorder::Impl {
         batch.reserve(opts.batch_size);
         collect(batch);
         if (batch.empty()) {
-          if (queue->drained()) break;
+          if (!queue->drained()) continue;
+          // Closed and empty: the network thread is gone; pick up the stragglers.
+          std::lock_guard lk(accept_mutex);
+          if (late.empty()) break;
+          held.push_back(std::move(late));
+          late.clear();
           continue;
         }
         worker_idle = false;
@@ -737,6 +742,7 @@ void Recorder::start() {
   Impl& d = *impl_;
   if (d.running) throw Error(ErrorCategory::config, "the recorder is already running");
   d.started_at = Clock::now();
+  d.late.clear();
   d.worker_done = false;
   d.giveup = std::stop_source();
   d.accept_stop = std::stop_source();
@@ -827,12 +833,15 @@ void Recorder::stop() {
   }
   // 1. Stop taking messages: the broker keeps what it has not delivered
   //    (persistent session) or drops it (clean session), as MQTT says.
+  //    A network thread waiting on a full queue is released first (its
+  //    reading stays in the write-ahead journal), so it cannot hold up the
+  //    disconnect.
+  d.accept_stop.request_stop();
   try {
     d.client->disconnect();
   } catch (const std::exception& e) {
     d.log(mqtt::LogLevel::warning, std::string("disconnect: ") + e.what());
   }
-  d.accept_stop.request_stop();
   d.client->loop_stop();
   d.accepting = false;
   d.connected = false;

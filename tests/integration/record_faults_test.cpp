@@ -336,3 +336,38 @@ TEST_CASE("recorder: a spool limit keeps readings in memory and says so, never c
   CHECK(s.stored == kCount);
   check_complete(*coll, kCount, 0);
 }
+
+TEST_CASE("recorder: stop() with a full queue and a store coming back stores every accepted reading",
+          "[record][mongo][fault]") {
+  IOTBRIDGE_REQUIRE_MONGO();
+  MongoServer mongo;
+  MosquittoServer broker;
+  TempDir dir;
+  auto db = std::shared_ptr<store::DocumentStore>(store::open_store(mongo.uri() + "?serverSelectionTimeoutMS=500"));
+  auto coll = db->collection("fullq", "sensors");
+  auto opts = recorder_options(broker, dir / "spool");
+  opts.database = "fullq";
+  opts.queue_capacity = 10;
+  opts.batch_size = 20;
+  opts.spool_dir.clear();  // no spool: a full queue holds up the network thread
+  record::Recorder recorder(opts, db);
+  recorder.start();
+  mongo.stop();
+  {
+    Publisher pub(broker);
+    for (int i = 0; i < 300; ++i) pub.publish("iot/fullq", std::to_string(i));
+    pub.flush();
+  }
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline && recorder.stats().queue_depth < 10)
+    std::this_thread::sleep_for(20ms);
+  REQUIRE(recorder.stats().queue_depth == 10);  // the network thread now waits for room
+  mongo.start();
+  recorder.stop();
+  auto s = recorder.stats();
+  std::printf("full queue at stop: %s\n", s.to_json().c_str());
+  CHECK(s.received >= 30);
+  CHECK(s.stored == s.received);
+  CHECK(s.pending == 0);
+  CHECK(coll->count_documents() == static_cast<std::int64_t>(s.received));
+}
