@@ -70,10 +70,11 @@ std::string RecorderStats::to_json() const {
       "{{\"received\":{},\"replayed\":{},\"stored\":{},\"duplicates\":{},\"rejected\":{},\"pending\":{},"
       "\"ignored\":{},\"numbers\":{},\"json\":{},\"nulls\":{},\"text_fallbacks\":{},\"binary_fallbacks\":{},"
       "\"batches\":{},\"retries\":{},\"spooled\":{},\"unspooled\":{},\"spool_bytes\":{},\"journal_errors\":{},"
+      "\"spool_errors\":{},"
       "\"queue_depth\":{},\"queue_capacity\":{},\"queue_high_water\":{},\"connected\":{},\"reconnects\":{},"
       "\"store_ok\":{},\"last_error\":\"{}\",\"uptime_seconds\":{:.3f}}}",
       received, replayed, stored, duplicates, rejected, pending, ignored, numbers, json, nulls, text_fallbacks,
-      binary_fallbacks, batches, retries, spooled, unspooled, spool_bytes, journal_errors, queue_depth,
+      binary_fallbacks, batches, retries, spooled, unspooled, spool_bytes, journal_errors, spool_errors, queue_depth,
       queue_capacity, queue_high_water, connected ? "true" : "false", reconnects, store_ok ? "true" : "false",
       json_escape(last_error), uptime_seconds);
 }
@@ -198,7 +199,7 @@ struct Recorder::Impl {
   // Counters.
   std::atomic<std::uint64_t> received{0}, replayed{0}, stored{0}, duplicates{0}, rejected{0}, ignored{0};
   std::atomic<std::uint64_t> numbers{0}, json{0}, nulls{0}, text_fb{0}, binary_fb{0};
-  std::atomic<std::uint64_t> batches{0}, retries{0}, spooled{0}, unspooled{0}, journal_errors{0};
+  std::atomic<std::uint64_t> batches{0}, retries{0}, spooled{0}, unspooled{0}, journal_errors{0}, spool_errors{0};
   std::atomic<std::uint64_t> spool_bytes{0};
   std::atomic<bool> connected{false}, store_ok{true};
   std::atomic<std::uint64_t> connects{0};
@@ -384,6 +385,7 @@ struct Recorder::Impl {
     if (queue->size() + held_count < spill_threshold()) return false;
     if (Clock::now() < spill_blocked_until) return false;
     bool front_spilled = false;
+    bool synced = true;
     std::uint64_t max_seq = 0;
     std::size_t written = 0;
     try {
@@ -414,20 +416,22 @@ struct Recorder::Impl {
       spool->sync();
     } catch (const std::exception& e) {
       spill_blocked_until = Clock::now() + opts.retry_delay_max;
+      ++spool_errors;
       log(mqtt::LogLevel::error, std::string("cannot write to the spool (intake slows down instead): ") + e.what());
       set_error(std::string("spool: ") + e.what());
-      // What was appended but not synced is still in the write-ahead
-      // journal (not trimmed) and in `held`/the spool tail: nothing lost,
-      // at worst spooled twice (same _id, stored once).
+      // What went to the spool stays there (appends are whole records);
+      // the write-ahead journal is trimmed behind it only once it is synced.
+      // A reading both spooled and still in `held` is stored once (same _id).
       try {
         spool->sync();
       } catch (...) {
+        synced = false;
       }
     }
     if (written > 0) {
       spooled += written;
       update_spool_bytes();
-      trim_wal(max_seq, true);
+      if (synced) trim_wal(max_seq, true);
       log(mqtt::LogLevel::info, fmt::format("{} readings spooled to disk while the store is failing", written));
     }
     return front_spilled;
@@ -937,6 +941,7 @@ RecorderStats Recorder::stats() const {
   s.unspooled = d.unspooled.load();
   s.spool_bytes = d.spool_bytes.load();
   s.journal_errors = d.journal_errors.load();
+  s.spool_errors = d.spool_errors.load();
   if (d.queue) {
     s.queue_depth = d.queue->size();
     s.queue_high_water = d.queue->high_water_mark();

@@ -147,6 +147,7 @@ struct RecorderStats {
   std::uint64_t unspooled = 0;      // readings read back from the spool and stored
   std::uint64_t spool_bytes = 0;    // size of the spool now
   std::uint64_t journal_errors = 0;  // write-ahead appends that failed (reading kept in memory only)
+  std::uint64_t spool_errors = 0;    // spool writes that failed (full, disk error): readings kept in memory
 
   std::size_t queue_depth = 0;
   std::size_t queue_capacity = 0;
