@@ -1,6 +1,7 @@
 #include "iotbridge/record/recorder.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -16,15 +17,13 @@
 #include <span>
 #include <thread>
 
-#include <fmt/format.h>
-
 #include "iotbridge/error.hpp"
 #include "iotbridge/mqtt/mosquitto.hpp"
 #include "iotbridge/queue.hpp"
+#include "iotbridge/record/journal.hpp"
 #include "iotbridge/store/open.hpp"
 #include "iotbridge/topic.hpp"
 #include "iotbridge/worker.hpp"
-#include "iotbridge/record/journal.hpp"
 
 namespace iotbridge::record {
 
@@ -110,8 +109,7 @@ class DirLock {
   explicit DirLock(const fs::path& dir) {
     fs::path file = dir / "LOCK";
     fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0)
-      throw Error(ErrorCategory::io, "cannot open " + file.string() + ": " + std::strerror(errno), errno);
+    if (fd_ < 0) throw Error(ErrorCategory::io, "cannot open " + file.string() + ": " + std::strerror(errno), errno);
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
       int err = errno;
       ::close(fd_);
@@ -297,9 +295,9 @@ struct Recorder::Impl {
   // abandoned). `kinds` collects the decode outcome for the counters.
   template <typename Between>
   Outcome store_readings(const std::vector<const Reading*>& readings, Between&& between) {
-    std::size_t offset = 0;      // readings[0, offset) are done
-    int failures = 0;            // consecutive transient failures
-    int doc_failures = 0;        // consecutive document-level failures at `offset`
+    std::size_t offset = 0;  // readings[0, offset) are done
+    int failures = 0;        // consecutive transient failures
+    int doc_failures = 0;    // consecutive document-level failures at `offset`
     std::vector<PayloadKind> kinds(readings.size(), PayloadKind::null);
     std::vector<bool> counted(readings.size(), false);
     auto count_kind = [&](std::size_t i) {
@@ -664,8 +662,8 @@ struct Recorder::Impl {
     wal->replay([&](std::uint64_t seq, std::span<const std::byte> payload) {
       wal_last = seq;
       try {
-        chunk.push_back(Item{0, decode_reading(std::string_view(reinterpret_cast<const char*>(payload.data()),
-                                                                payload.size()))});
+        chunk.push_back(
+            Item{0, decode_reading(std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()))});
       } catch (const std::exception& e) {
         log(mqtt::LogLevel::error, std::string("unreadable write-ahead record skipped: ") + e.what());
       }
@@ -790,8 +788,8 @@ void Recorder::start() {
     d.client->loop_start();
     auto wait = d.client->options().connect_timeout;
     if (!token.wait_for(wait))
-      throw Error(ErrorCategory::mqtt, "the broker did not answer the subscription within " +
-                                           std::to_string(wait.count()) + " ms");
+      throw Error(ErrorCategory::mqtt,
+                  "the broker did not answer the subscription within " + std::to_string(wait.count()) + " ms");
     auto granted = token.granted_qos();
     for (std::size_t i = 0; i < granted.size() && i < d.opts.filters.size(); ++i) {
       if (mqtt::SubscribeResult::is_failure(granted[i]))

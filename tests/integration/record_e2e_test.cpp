@@ -35,8 +35,8 @@ std::vector<Sample> samples() {
   return {
       {"iot/home1/boiler/temp", "24.5", Value(24.5), record::PayloadKind::number},
       {"iot/home1/boiler/hum", "-3", Value(-3.0), record::PayloadKind::number},
-      {"iot/home1/kitchen/state", R"({"on": true, "level": 3})", Value(Document().append("on", true).append("level", 3)),
-       record::PayloadKind::json},
+      {"iot/home1/kitchen/state", R"({"on": true, "level": 3})",
+       Value(Document().append("on", true).append("level", 3)), record::PayloadKind::json},
       {"iot/home1/kitchen/list", "[1, \"two\"]", Value(store::Array{1, "two"}), record::PayloadKind::json},
       {"iot/home2/door/state", "open", Value("open"), record::PayloadKind::text},
       {"iot/home2/door/note", "온도 높음", Value("온도 높음"), record::PayloadKind::text},
@@ -166,7 +166,7 @@ TEST_CASE("recorder: stop() stores everything accepted, then max_messages stops 
 
   SECTION("stop right after the last message arrives") {
     auto opts = recorder_options(broker, dir / "spool");
-    opts.batch_size = 100000;                  // nothing is stored before stop()
+    opts.batch_size = 100000;  // nothing is stored before stop()
     opts.flush_interval = std::chrono::hours(1);
     record::Recorder recorder(opts, db);
     recorder.start();
