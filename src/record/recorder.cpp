@@ -783,7 +783,8 @@ void Recorder::start() {
       d.connected = true;
       if (d.connects.load() == 0) d.connects = 1;
     } else {
-      d.connected = true;
+      d.connected = true;  // a given client, connected by its owner
+      if (d.connects.load() == 0) d.connects = 1;
     }
     d.client->loop_start();
     auto wait = d.client->options().connect_timeout;

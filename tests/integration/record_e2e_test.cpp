@@ -382,3 +382,34 @@ TEST_CASE("recorder: stats JSON and status line", "[record]") {
   CHECK(line.find("recv 12") != std::string::npos);
   CHECK(line.find("FAILING") != std::string::npos);
 }
+
+TEST_CASE("recorder: drives a client it is given (connected already, as iotbridge-sub does)", "[record][sqlite]") {
+  MosquittoServer broker;
+  TempDir dir;
+  auto db = std::shared_ptr<store::DocumentStore>(store::open_store("sqlite:" + (dir / "r.db").string()));
+  std::shared_ptr<mqtt::Client> client = mqtt::make_mosquitto_client(record_broker_options(broker));
+  client->connect();
+  auto opts = recorder_options(broker, dir / "spool", {"iot/given/#"});
+  {
+    record::Recorder recorder(opts, db, client);
+    recorder.start();
+    CHECK(recorder.stats().connected);
+    {
+      Publisher pub(broker);
+      for (int i = 0; i < 100; ++i) pub.publish("iot/given/x", std::to_string(i));
+      pub.flush();
+    }
+    REQUIRE(recorder.wait_received(100, 10s));
+    REQUIRE(recorder.wait_idle(10s));
+    recorder.stop();
+    CHECK(recorder.stats().stored == 100);
+  }
+  CHECK(db->collection("iot_service", "sensors")->count_documents() == 100);
+  // The recorder is gone; the client is still usable and holds nothing of it.
+  CHECK(client->subscriptions().empty());
+  client->connect();
+  client->loop_start();
+  CHECK(client->publish("iot/given/after", "1", 1).wait_for(10s));
+  client->disconnect();
+  client->loop_stop();
+}
