@@ -134,6 +134,7 @@ def main():
     ap.add_argument("--qos0", type=int, default=200000)
     ap.add_argument("--qos1", type=int, default=100000)
     ap.add_argument("--skip-paho", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds per client; the best is reported")
     args = ap.parse_args()
     if not os.access(args.bench, os.X_OK):
         raise SystemExit("%s not found: configure with -DIOTBRIDGE_BUILD_BENCH=ON and build it" % args.bench)
@@ -152,11 +153,24 @@ def main():
         wait_port(port)
         rows = []
         for qos, count in ((0, args.qos0), (1, args.qos1)):
-            results = [("iotbridge", run_iotbridge(args.bench, port, qos, count)),
-                       ("mosquitto_pub -l -> mosquitto_sub", run_cli(port, qos, count, workdir))]
+            runners = [("iotbridge", lambda: run_iotbridge(args.bench, port, qos, count)),
+                       ("mosquitto_pub -l -> mosquitto_sub", lambda: run_cli(port, qos, count, workdir))]
             if not args.skip_paho:
-                results.append(("paho-mqtt (Python)", run_paho(port, qos, count)))
+                runners.append(("paho-mqtt (Python)", lambda: run_paho(port, qos, count)))
+            # Rounds interleave the clients so that a burst of load elsewhere on
+            # the machine hits them alike; the best round of each is reported.
+            best = {}
+            for _ in range(args.repeat):
+                for name, run in runners:
+                    r = run()
+                    r["rates"] = best.get(name, {}).get("rates", []) + [r["rate"]]
+                    if name not in best or r["rate"] > best[name]["rate"]:
+                        best[name] = r
+                    else:
+                        best[name]["rates"] = r["rates"]
+            results = [(name, best[name]) for name, _ in runners]
             for name, r in results:
+                r["note"] = (r["note"] + " rounds: " + ", ".join("%.0f" % x for x in r["rates"])).strip()
                 rows.append((qos, count, name, r))
                 print("QoS %d  %-36s %9.0f msg/s  received %d/%d  %s" % (qos, name, r["rate"], r["received"],
                                                                          count, r["note"]), flush=True)

@@ -688,9 +688,7 @@ class MosquittoClient final : public Client {
     must(mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, protocol), "protocol version");
     must(mosquitto_int_option(m, MOSQ_OPT_SEND_MAXIMUM, static_cast<int>(options_.max_inflight)), "max inflight");
     must(mosquitto_threaded_set(m, true), "threaded mode");
-    // Acknowledgements are small packets that the peer waits for; Nagle's
-    // algorithm would hold them back behind unacknowledged data.
-    must(mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1), "TCP_NODELAY");
+    if (options_.tcp_nodelay) must(mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1), "TCP_NODELAY");
     if (!options_.username.empty())
       must(mosquitto_username_pw_set(m, options_.username.c_str(),
                                      options_.password ? options_.password->c_str() : nullptr),
@@ -973,7 +971,7 @@ class MosquittoClient final : public Client {
       std::lock_guard lock(state_mutex_);
       if (attempt_active_ && !outcome_.done)
         outcome_ = Outcome{true, false, result, "the broker refused the connection: " + result.reason +
-                                                    " (CONNACK code " + std::to_string(rc) + ")",
+                                                    " (CONNACK code " + (rc >= 0x80 ? hex_code(rc) : std::to_string(rc)) + ")",
                            rc};
       state_cv_.notify_all();
     }

@@ -119,6 +119,11 @@ struct Options {
   // Payloads larger than this are refused before anything is sent. The MQTT
   // limit is 268435455 bytes; brokers usually enforce less (message_size_limit).
   std::size_t max_payload_size = 268435455;  // default: the protocol's limit
+
+  // Send each packet at once instead of letting Nagle's algorithm coalesce
+  // small writes. Lower latency; lower throughput of small QoS 0 messages
+  // (the broker then reads one segment per message).
+  bool tcp_nodelay = false;  // default false
 };
 
 // Options from "mqtt://[user[:password]@]host[:port]" or "mqtts://..." (TLS on,
