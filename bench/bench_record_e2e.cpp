@@ -40,21 +40,30 @@ int run_recorder(const std::vector<std::string>& args) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& k = args[i];
     auto next = [&]() -> std::string { return i + 1 < args.size() ? args[++i] : std::string(); };
-    if (k == "--port") o.mqtt.port = std::stoi(next());
-    else if (k == "--host") o.mqtt.host = next();
-    else if (k == "--filter") o.filters.push_back(next());
-    else if (k == "--store") o.store_uri = next();
-    else if (k == "--spool") o.spool_dir = next();
-    else if (k == "--count") count = std::stoull(next());
-    else if (k == "--batch") o.batch_size = std::stoul(next());
-    else if (k == "--flush-ms") o.flush_interval = std::chrono::milliseconds(std::stoi(next()));
-    else if (k == "--no-sync") o.sync_write_ahead = false;
-    else if (k == "--no-wal") o.spool_dir.clear();
+    if (k == "--port")
+      o.mqtt.port = std::stoi(next());
+    else if (k == "--host")
+      o.mqtt.host = next();
+    else if (k == "--filter")
+      o.filters.push_back(next());
+    else if (k == "--store")
+      o.store_uri = next();
+    else if (k == "--spool")
+      o.spool_dir = next();
+    else if (k == "--count")
+      count = std::stoull(next());
+    else if (k == "--batch")
+      o.batch_size = std::stoul(next());
+    else if (k == "--flush-ms")
+      o.flush_interval = std::chrono::milliseconds(std::stoi(next()));
+    else if (k == "--no-sync")
+      o.sync_write_ahead = false;
+    else if (k == "--no-wal")
+      o.spool_dir.clear();
     else if (k == "--client-id") {
       o.mqtt.client_id = next();
       o.mqtt.clean_session = false;
-    }
-    else {
+    } else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
     }
@@ -91,11 +100,16 @@ int publish(const std::vector<std::string>& args) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& k = args[i];
     auto next = [&]() -> std::string { return i + 1 < args.size() ? args[++i] : std::string(); };
-    if (k == "--port") o.port = std::stoi(next());
-    else if (k == "--host") o.host = next();
-    else if (k == "--count") count = std::stoul(next());
-    else if (k == "--qos") qos = std::stoi(next());
-    else if (k == "--topics") topics = std::stoi(next());
+    if (k == "--port")
+      o.port = std::stoi(next());
+    else if (k == "--host")
+      o.host = next();
+    else if (k == "--count")
+      count = std::stoul(next());
+    else if (k == "--qos")
+      qos = std::stoi(next());
+    else if (k == "--topics")
+      topics = std::stoi(next());
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;

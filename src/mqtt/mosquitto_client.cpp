@@ -971,7 +971,7 @@ class MosquittoClient final : public Client {
       std::lock_guard lock(state_mutex_);
       if (attempt_active_ && !outcome_.done)
         outcome_ = Outcome{true, false, result, "the broker refused the connection: " + result.reason +
-                                                    " (CONNACK code " + std::to_string(rc) + ")",
+                                                    " (CONNACK code " + (rc >= 0x80 ? hex_code(rc) : std::to_string(rc)) + ")",
                            rc};
       state_cv_.notify_all();
     }

@@ -208,8 +208,8 @@ TopicPattern::TopicPattern(std::string_view pattern) : pattern_(pattern) {
   std::size_t start = 0;
   while (true) {
     std::size_t slash = pattern.find('/', start);
-    std::string_view level = pattern.substr(start, slash == std::string_view::npos ? std::string_view::npos
-                                                                                    : slash - start);
+    std::string_view level =
+        pattern.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     Level out;
     if (level == "+") {
       out.kind = Level::Kind::any;
@@ -250,8 +250,8 @@ std::optional<std::vector<std::pair<std::string, std::string>>> TopicPattern::ma
     if (level.kind == Level::Kind::rest) return out;
     if (topic_done) return std::nullopt;
     std::size_t slash = topic.find('/', start);
-    std::string_view part = topic.substr(start, slash == std::string_view::npos ? std::string_view::npos
-                                                                                : slash - start);
+    std::string_view part =
+        topic.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (slash == std::string_view::npos)
       topic_done = true;
     else

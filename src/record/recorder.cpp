@@ -1,6 +1,7 @@
 #include "iotbridge/record/recorder.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -16,15 +17,13 @@
 #include <span>
 #include <thread>
 
-#include <fmt/format.h>
-
 #include "iotbridge/error.hpp"
 #include "iotbridge/mqtt/mosquitto.hpp"
 #include "iotbridge/queue.hpp"
+#include "iotbridge/record/journal.hpp"
 #include "iotbridge/store/open.hpp"
 #include "iotbridge/topic.hpp"
 #include "iotbridge/worker.hpp"
-#include "iotbridge/record/journal.hpp"
 
 namespace iotbridge::record {
 
@@ -70,10 +69,11 @@ std::string RecorderStats::to_json() const {
       "{{\"received\":{},\"replayed\":{},\"stored\":{},\"duplicates\":{},\"rejected\":{},\"pending\":{},"
       "\"ignored\":{},\"numbers\":{},\"json\":{},\"nulls\":{},\"text_fallbacks\":{},\"binary_fallbacks\":{},"
       "\"batches\":{},\"retries\":{},\"spooled\":{},\"unspooled\":{},\"spool_bytes\":{},\"journal_errors\":{},"
+      "\"spool_errors\":{},"
       "\"queue_depth\":{},\"queue_capacity\":{},\"queue_high_water\":{},\"connected\":{},\"reconnects\":{},"
       "\"store_ok\":{},\"last_error\":\"{}\",\"uptime_seconds\":{:.3f}}}",
       received, replayed, stored, duplicates, rejected, pending, ignored, numbers, json, nulls, text_fallbacks,
-      binary_fallbacks, batches, retries, spooled, unspooled, spool_bytes, journal_errors, queue_depth,
+      binary_fallbacks, batches, retries, spooled, unspooled, spool_bytes, journal_errors, spool_errors, queue_depth,
       queue_capacity, queue_high_water, connected ? "true" : "false", reconnects, store_ok ? "true" : "false",
       json_escape(last_error), uptime_seconds);
 }
@@ -109,8 +109,7 @@ class DirLock {
   explicit DirLock(const fs::path& dir) {
     fs::path file = dir / "LOCK";
     fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0)
-      throw Error(ErrorCategory::io, "cannot open " + file.string() + ": " + std::strerror(errno), errno);
+    if (fd_ < 0) throw Error(ErrorCategory::io, "cannot open " + file.string() + ": " + std::strerror(errno), errno);
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
       int err = errno;
       ::close(fd_);
@@ -179,6 +178,7 @@ struct Recorder::Impl {
 
   std::unique_ptr<BoundedQueue<Item>> queue;
   std::mutex accept_mutex;  // keeps journal order == queue order
+  Batch late;               // accepted during shutdown while the queue was full (accept_mutex)
   std::uint64_t next_seq = 0;
   std::atomic<bool> accepting{false};
   std::stop_source accept_stop;  // unblocks a network thread waiting on a full queue at shutdown
@@ -197,7 +197,7 @@ struct Recorder::Impl {
   // Counters.
   std::atomic<std::uint64_t> received{0}, replayed{0}, stored{0}, duplicates{0}, rejected{0}, ignored{0};
   std::atomic<std::uint64_t> numbers{0}, json{0}, nulls{0}, text_fb{0}, binary_fb{0};
-  std::atomic<std::uint64_t> batches{0}, retries{0}, spooled{0}, unspooled{0}, journal_errors{0};
+  std::atomic<std::uint64_t> batches{0}, retries{0}, spooled{0}, unspooled{0}, journal_errors{0}, spool_errors{0};
   std::atomic<std::uint64_t> spool_bytes{0};
   std::atomic<bool> connected{false}, store_ok{true};
   std::atomic<std::uint64_t> connects{0};
@@ -265,11 +265,10 @@ struct Recorder::Impl {
       }
       worker_idle.store(false, std::memory_order_relaxed);
       ++received;
-      if (!queue->push(std::move(item), accept_stop.get_token())) {
-        // Only at shutdown, after the broker connection is gone: the reading
-        // stays in the write-ahead journal for the next start.
-        log(mqtt::LogLevel::warning, "a reading arrived during shutdown; it is kept in the write-ahead journal");
-      }
+      // At shutdown a full queue no longer waits (see stop()): the reading,
+      // and every one after it (journal order), waits in `late` and is
+      // stored after the queue.
+      if (!late.empty() || !queue->push(std::move(item), accept_stop.get_token())) late.push_back(std::move(item));
       limit_reached = opts.max_messages != 0 && received.load() >= opts.max_messages;
     }
     if (limit_reached) {
@@ -296,9 +295,9 @@ struct Recorder::Impl {
   // abandoned). `kinds` collects the decode outcome for the counters.
   template <typename Between>
   Outcome store_readings(const std::vector<const Reading*>& readings, Between&& between) {
-    std::size_t offset = 0;      // readings[0, offset) are done
-    int failures = 0;            // consecutive transient failures
-    int doc_failures = 0;        // consecutive document-level failures at `offset`
+    std::size_t offset = 0;  // readings[0, offset) are done
+    int failures = 0;        // consecutive transient failures
+    int doc_failures = 0;    // consecutive document-level failures at `offset`
     std::vector<PayloadKind> kinds(readings.size(), PayloadKind::null);
     std::vector<bool> counted(readings.size(), false);
     auto count_kind = [&](std::size_t i) {
@@ -384,6 +383,7 @@ struct Recorder::Impl {
     if (queue->size() + held_count < spill_threshold()) return false;
     if (Clock::now() < spill_blocked_until) return false;
     bool front_spilled = false;
+    bool synced = true;
     std::uint64_t max_seq = 0;
     std::size_t written = 0;
     try {
@@ -414,20 +414,22 @@ struct Recorder::Impl {
       spool->sync();
     } catch (const std::exception& e) {
       spill_blocked_until = Clock::now() + opts.retry_delay_max;
+      ++spool_errors;
       log(mqtt::LogLevel::error, std::string("cannot write to the spool (intake slows down instead): ") + e.what());
       set_error(std::string("spool: ") + e.what());
-      // What was appended but not synced is still in the write-ahead
-      // journal (not trimmed) and in `held`/the spool tail: nothing lost,
-      // at worst spooled twice (same _id, stored once).
+      // What went to the spool stays there (appends are whole records);
+      // the write-ahead journal is trimmed behind it only once it is synced.
+      // A reading both spooled and still in `held` is stored once (same _id).
       try {
         spool->sync();
       } catch (...) {
+        synced = false;
       }
     }
     if (written > 0) {
       spooled += written;
       update_spool_bytes();
-      trim_wal(max_seq, true);
+      if (synced) trim_wal(max_seq, true);
       log(mqtt::LogLevel::info, fmt::format("{} readings spooled to disk while the store is failing", written));
     }
     return front_spilled;
@@ -588,7 +590,12 @@ struct Recorder::Impl {
         batch.reserve(opts.batch_size);
         collect(batch);
         if (batch.empty()) {
-          if (queue->drained()) break;
+          if (!queue->drained()) continue;
+          // Closed and empty: the network thread is gone; pick up the stragglers.
+          std::lock_guard lk(accept_mutex);
+          if (late.empty()) break;
+          held.push_back(std::move(late));
+          late.clear();
           continue;
         }
         worker_idle = false;
@@ -655,8 +662,8 @@ struct Recorder::Impl {
     wal->replay([&](std::uint64_t seq, std::span<const std::byte> payload) {
       wal_last = seq;
       try {
-        chunk.push_back(Item{0, decode_reading(std::string_view(reinterpret_cast<const char*>(payload.data()),
-                                                                payload.size()))});
+        chunk.push_back(
+            Item{0, decode_reading(std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()))});
       } catch (const std::exception& e) {
         log(mqtt::LogLevel::error, std::string("unreadable write-ahead record skipped: ") + e.what());
       }
@@ -737,6 +744,7 @@ void Recorder::start() {
   Impl& d = *impl_;
   if (d.running) throw Error(ErrorCategory::config, "the recorder is already running");
   d.started_at = Clock::now();
+  d.late.clear();
   d.worker_done = false;
   d.giveup = std::stop_source();
   d.accept_stop = std::stop_source();
@@ -775,13 +783,14 @@ void Recorder::start() {
       d.connected = true;
       if (d.connects.load() == 0) d.connects = 1;
     } else {
-      d.connected = true;
+      d.connected = true;  // a given client, connected by its owner
+      if (d.connects.load() == 0) d.connects = 1;
     }
     d.client->loop_start();
     auto wait = d.client->options().connect_timeout;
     if (!token.wait_for(wait))
-      throw Error(ErrorCategory::mqtt, "the broker did not answer the subscription within " +
-                                           std::to_string(wait.count()) + " ms");
+      throw Error(ErrorCategory::mqtt,
+                  "the broker did not answer the subscription within " + std::to_string(wait.count()) + " ms");
     auto granted = token.granted_qos();
     for (std::size_t i = 0; i < granted.size() && i < d.opts.filters.size(); ++i) {
       if (mqtt::SubscribeResult::is_failure(granted[i]))
@@ -827,12 +836,15 @@ void Recorder::stop() {
   }
   // 1. Stop taking messages: the broker keeps what it has not delivered
   //    (persistent session) or drops it (clean session), as MQTT says.
+  //    A network thread waiting on a full queue is released first (its
+  //    reading stays in the write-ahead journal), so it cannot hold up the
+  //    disconnect.
+  d.accept_stop.request_stop();
   try {
     d.client->disconnect();
   } catch (const std::exception& e) {
     d.log(mqtt::LogLevel::warning, std::string("disconnect: ") + e.what());
   }
-  d.accept_stop.request_stop();
   d.client->loop_stop();
   d.accepting = false;
   d.connected = false;
@@ -928,6 +940,7 @@ RecorderStats Recorder::stats() const {
   s.unspooled = d.unspooled.load();
   s.spool_bytes = d.spool_bytes.load();
   s.journal_errors = d.journal_errors.load();
+  s.spool_errors = d.spool_errors.load();
   if (d.queue) {
     s.queue_depth = d.queue->size();
     s.queue_high_water = d.queue->high_water_mark();

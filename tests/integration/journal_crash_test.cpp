@@ -98,7 +98,14 @@ TEST_CASE("Journal keeps every acknowledged record when the process is SIGKILLed
     REQUIRE(replayed.size() >= acked.size());
     CHECK(replayed.size() <= acked.size() + 1);
     CHECK(std::vector<std::uint64_t>(replayed.begin(), replayed.begin() + static_cast<long>(acked.size())) == acked);
-    CHECK(j.problems().empty());  // a killed process leaves no torn record: write() is atomic to the page cache
+    // The write() in progress when SIGKILL lands can be cut at a page boundary
+    // (the kernel checks for fatal signals between pages): that record was
+    // never acknowledged, and recovery reports it as a torn tail. Nothing else.
+    std::string messages;
+    for (auto& p : j.problems()) messages += p.message + "\n";
+    INFO(messages);
+    CHECK(j.problems().size() <= 1);
+    for (auto& p : j.problems()) CHECK(p.kind == JournalProblemKind::torn_tail);
   }
 }
 

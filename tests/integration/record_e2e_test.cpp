@@ -35,8 +35,8 @@ std::vector<Sample> samples() {
   return {
       {"iot/home1/boiler/temp", "24.5", Value(24.5), record::PayloadKind::number},
       {"iot/home1/boiler/hum", "-3", Value(-3.0), record::PayloadKind::number},
-      {"iot/home1/kitchen/state", R"({"on": true, "level": 3})", Value(Document().append("on", true).append("level", 3)),
-       record::PayloadKind::json},
+      {"iot/home1/kitchen/state", R"({"on": true, "level": 3})",
+       Value(Document().append("on", true).append("level", 3)), record::PayloadKind::json},
       {"iot/home1/kitchen/list", "[1, \"two\"]", Value(store::Array{1, "two"}), record::PayloadKind::json},
       {"iot/home2/door/state", "open", Value("open"), record::PayloadKind::text},
       {"iot/home2/door/note", "온도 높음", Value("온도 높음"), record::PayloadKind::text},
@@ -166,7 +166,7 @@ TEST_CASE("recorder: stop() stores everything accepted, then max_messages stops 
 
   SECTION("stop right after the last message arrives") {
     auto opts = recorder_options(broker, dir / "spool");
-    opts.batch_size = 100000;                  // nothing is stored before stop()
+    opts.batch_size = 100000;  // nothing is stored before stop()
     opts.flush_interval = std::chrono::hours(1);
     record::Recorder recorder(opts, db);
     recorder.start();
@@ -381,4 +381,35 @@ TEST_CASE("recorder: stats JSON and status line", "[record]") {
   auto line = s.status_line();
   CHECK(line.find("recv 12") != std::string::npos);
   CHECK(line.find("FAILING") != std::string::npos);
+}
+
+TEST_CASE("recorder: drives a client it is given (connected already, as iotbridge-sub does)", "[record][sqlite]") {
+  MosquittoServer broker;
+  TempDir dir;
+  auto db = std::shared_ptr<store::DocumentStore>(store::open_store("sqlite:" + (dir / "r.db").string()));
+  std::shared_ptr<mqtt::Client> client = mqtt::make_mosquitto_client(record_broker_options(broker));
+  client->connect();
+  auto opts = recorder_options(broker, dir / "spool", {"iot/given/#"});
+  {
+    record::Recorder recorder(opts, db, client);
+    recorder.start();
+    CHECK(recorder.stats().connected);
+    {
+      Publisher pub(broker);
+      for (int i = 0; i < 100; ++i) pub.publish("iot/given/x", std::to_string(i));
+      pub.flush();
+    }
+    REQUIRE(recorder.wait_received(100, 10s));
+    REQUIRE(recorder.wait_idle(10s));
+    recorder.stop();
+    CHECK(recorder.stats().stored == 100);
+  }
+  CHECK(db->collection("iot_service", "sensors")->count_documents() == 100);
+  // The recorder is gone; the client is still usable and holds nothing of it.
+  CHECK(client->subscriptions().empty());
+  client->connect();
+  client->loop_start();
+  CHECK(client->publish("iot/given/after", "1", 1).wait_for(10s));
+  client->disconnect();
+  client->loop_stop();
 }

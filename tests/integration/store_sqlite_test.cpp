@@ -143,6 +143,20 @@ TEST_CASE("sqlite store: two processes share one file", "[store][sqlite]") {
   out.clear();
   REQUIRE(iotbridge::test::run_command({cli, "--store", uri, "count", "iot_service", "sensors"}, &out) == 0);
   CHECK(out == "101\n");
+
+  // Concurrent writers in two processes: WAL and the busy timeout serialize them.
+  int cli_status = -1;
+  std::thread other([&] {
+    cli_status = iotbridge::test::run_command(
+        {"/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do \"$0\" --store \"$1\" insert iot_service sensors "
+                          "'{\"topic\": \"from/cli\"}' >/dev/null || exit 1; done",
+         cli, uri});
+  });
+  for (int b = 0; b < 20; ++b) insert_readings(*c, 40);
+  other.join();
+  CHECK(cli_status == 0);
+  CHECK(c->count_documents() == 101 + 20 * 40 + 10);
+  CHECK(c->count_documents(J(R"({"topic": "from/cli"})")) == 11);
 }
 
 TEST_CASE("sqlite store: a database file is reopened with its indexes and types", "[store][sqlite]") {

@@ -1,11 +1,10 @@
 // Payload decoding, topic patterns, timestamps, the document contract and the
 // reading encoding used by the journal and the spool: tables of corner cases.
-#include "iotbridge/record/payload.hpp"
-
 #include <catch2/catch.hpp>
 #include <string>
 
 #include "iotbridge/error.hpp"
+#include "iotbridge/record/payload.hpp"
 
 using namespace iotbridge;
 using namespace iotbridge::record;
@@ -18,12 +17,10 @@ TEST_CASE("parse_number accepts the numbers people publish and nothing else", "[
     std::optional<double> expected;
   };
   const Row rows[] = {
-      {"24.5", 24.5}, {"-3", -3.0},       {"+7", 7.0},        {".5", 0.5},        {"5.", 5.0},
-      {"1e3", 1000.0}, {"2.5E-1", 0.25},  {" 42\n", 42.0},    {"0", 0.0},         {"-0.0", -0.0},
-      {"", {}},        {" ", {}},         {"abc", {}},        {"1.2.3", {}},      {"0x1A", {}},
-      {"inf", {}},     {"nan", {}},       {"1e", {}},         {"1e999", {}},      {"--1", {}},
-      {"+-1", {}},     {"1 2", {}},       {"24.5C", {}},      {".", {}},          {"-", {}},
-      {"e5", {}},      {"1,5", {}},       {"\"1\"", {}},
+      {"24.5", 24.5},  {"-3", -3.0},  {"+7", 7.0},    {".5", 0.5}, {"5.", 5.0},   {"1e3", 1000.0}, {"2.5E-1", 0.25},
+      {" 42\n", 42.0}, {"0", 0.0},    {"-0.0", -0.0}, {"", {}},    {" ", {}},     {"abc", {}},     {"1.2.3", {}},
+      {"0x1A", {}},    {"inf", {}},   {"nan", {}},    {"1e", {}},  {"1e999", {}}, {"--1", {}},     {"+-1", {}},
+      {"1 2", {}},     {"24.5C", {}}, {".", {}},      {"-", {}},   {"e5", {}},    {"1,5", {}},     {"\"1\"", {}},
   };
   for (const auto& row : rows) {
     INFO("text: '" << row.text << "'");
@@ -81,9 +78,9 @@ TEST_CASE("decode_payload follows the document contract", "[record][payload]") {
     struct Row {
       std::string payload;
     };
-    const Row rows[] = {{"hello"},   {"24.5C"},        {"{not json"},         {"[1, 2"},
-                        {"{}{}"},    {"[1]}, {\"x\": [2]"}, {"\"a\" \"b\""}, {" "},
-                        {"TRUE"},    {"온도 높음"},    {"1}, {\"v\": 2"},     {"line1\nline2"}};
+    const Row rows[] = {
+        {"hello"},       {"24.5C"}, {"{not json"}, {"[1, 2"},     {"{}{}"},          {"[1]}, {\"x\": [2]"},
+        {"\"a\" \"b\""}, {" "},     {"TRUE"},      {"온도 높음"}, {"1}, {\"v\": 2"}, {"line1\nline2"}};
     for (const auto& row : rows) {
       INFO("payload: " << row.payload);
       auto d = decode_payload(row.payload);
@@ -197,8 +194,8 @@ TEST_CASE("build_document writes the contract's fields", "[record][payload]") {
   opts.topic_fields = TopicPattern("iot/{home}/{device}/{sensor}");
   opts.timestamp_field = "ts";
   Document full = build_document(r, opts, &info);
-  CHECK(full.keys() ==
-        std::vector<std::string>{"_id", "topic", "value", "reg_date", "qos", "retain", "home", "device", "sensor", "ts"});
+  CHECK(full.keys() == std::vector<std::string>{"_id", "topic", "value", "reg_date", "qos", "retain", "home", "device",
+                                                "sensor", "ts"});
   CHECK(full.at("qos") == Value(1));
   CHECK(full.get_bool("retain") == true);
   CHECK(full.get_string("device") == "boiler");

@@ -139,12 +139,11 @@ struct DocumentOptions {
 // What build_document did, for the recorder's counters.
 struct BuildInfo {
   PayloadKind kind = PayloadKind::null;
-  bool topic_matched = false;   // topic_fields set and the topic fit
-  bool timestamp_found = false; // timestamp_field set and readable
+  bool topic_matched = false;    // topic_fields set and the topic fit
+  bool timestamp_found = false;  // timestamp_field set and readable
 };
 
-store::Document build_document(const Reading& reading, const DocumentOptions& options = {},
-                               BuildInfo* info = nullptr);
+store::Document build_document(const Reading& reading, const DocumentOptions& options = {}, BuildInfo* info = nullptr);
 
 // Binary encoding of Readings for the journal and the spool (versioned,
 // little-endian, self-delimiting). decode_reading throws Error (io) on

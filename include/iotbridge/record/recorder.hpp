@@ -102,8 +102,8 @@ struct RecorderOptions {
   std::uint64_t spool_max_bytes = 0;  // default 0: only the disk limits it
 
   // ---- the store failing ----
-  std::chrono::milliseconds retry_delay_min{100};    // default 0.1 s, doubling per failure
-  std::chrono::milliseconds retry_delay_max{5000};   // default 5 s
+  std::chrono::milliseconds retry_delay_min{100};   // default 0.1 s, doubling per failure
+  std::chrono::milliseconds retry_delay_max{5000};  // default 5 s
   // While the store fails, queued readings beyond this go to the spool.
   // 0: half of queue_capacity.
   std::size_t spill_threshold = 0;  // default 0: queue_capacity / 2
@@ -141,12 +141,13 @@ struct RecorderStats {
   std::uint64_t text_fallbacks = 0;    // not a number, not JSON: stored as text
   std::uint64_t binary_fallbacks = 0;  // not UTF-8: stored as binary
 
-  std::uint64_t batches = 0;  // successful insert_many calls
-  std::uint64_t retries = 0;  // failed insert_many attempts that were retried
-  std::uint64_t spooled = 0;  // readings written to the disk spool in this run
-  std::uint64_t unspooled = 0;      // readings read back from the spool and stored
-  std::uint64_t spool_bytes = 0;    // size of the spool now
+  std::uint64_t batches = 0;         // successful insert_many calls
+  std::uint64_t retries = 0;         // failed insert_many attempts that were retried
+  std::uint64_t spooled = 0;         // readings written to the disk spool in this run
+  std::uint64_t unspooled = 0;       // readings read back from the spool and stored
+  std::uint64_t spool_bytes = 0;     // size of the spool now
   std::uint64_t journal_errors = 0;  // write-ahead appends that failed (reading kept in memory only)
+  std::uint64_t spool_errors = 0;    // spool writes that failed (full, disk error): readings kept in memory
 
   std::size_t queue_depth = 0;
   std::size_t queue_capacity = 0;

@@ -25,18 +25,27 @@ int main(int argc, char** argv) {
   o.retry_delay_max = std::chrono::milliseconds(500);
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--host") o.mqtt.host = v;
-    else if (k == "--port") o.mqtt.port = std::stoi(v);
-    else if (k == "--filter") o.filters.push_back(v);
-    else if (k == "--store") o.store_uri = v;
-    else if (k == "--spool") o.spool_dir = v;
+    if (k == "--host")
+      o.mqtt.host = v;
+    else if (k == "--port")
+      o.mqtt.port = std::stoi(v);
+    else if (k == "--filter")
+      o.filters.push_back(v);
+    else if (k == "--store")
+      o.store_uri = v;
+    else if (k == "--spool")
+      o.spool_dir = v;
     else if (k == "--client-id") {
       o.mqtt.client_id = v;
       o.mqtt.clean_session = false;
-    } else if (k == "--qos") o.qos = std::stoi(v);
-    else if (k == "--batch") o.batch_size = std::stoul(v);
-    else if (k == "--flush-ms") o.flush_interval = std::chrono::milliseconds(std::stoi(v));
-    else if (k == "--stats") stats_file = v;
+    } else if (k == "--qos")
+      o.qos = std::stoi(v);
+    else if (k == "--batch")
+      o.batch_size = std::stoul(v);
+    else if (k == "--flush-ms")
+      o.flush_interval = std::chrono::milliseconds(std::stoi(v));
+    else if (k == "--stats")
+      stats_file = v;
     else {
       std::fprintf(stderr, "record_child: unknown flag %s\n", k.c_str());
       return 2;
