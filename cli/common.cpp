@@ -68,7 +68,8 @@ mqtt::Protocol parse_protocol(const std::string& text) {
 }
 
 void check_qos(int qos, const char* what) {
-  if (qos < 0 || qos > 2) throw UsageError(std::string("invalid ") + what + " " + std::to_string(qos) + ": use 0, 1 or 2.");
+  if (qos < 0 || qos > 2)
+    throw UsageError(std::string("invalid ") + what + " " + std::to_string(qos) + ": use 0, 1 or 2.");
 }
 
 std::string read_password_file(const std::string& path, std::vector<std::string>& warnings) {
@@ -154,7 +155,8 @@ Connection resolve_connection(const ConnectionFlags& f) {
 
   // Credentials: -P, else --password-file, else $IOTBRIDGE_PASSWORD (with a user name), else the URL's.
   if (!f.username.empty()) o.username = f.username;
-  if (f.password && !f.password_file.empty()) throw UsageError("give the password with -P or --password-file, not both.");
+  if (f.password && !f.password_file.empty())
+    throw UsageError("give the password with -P or --password-file, not both.");
   if (f.password) {
     o.password = *f.password;
   } else if (!f.password_file.empty()) {
@@ -252,9 +254,8 @@ std::optional<int> parse_or_exit(CLI::App& app, int argc, char** argv) {
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    const CLI::Option* opt = arg.size() >= 2 && arg[0] == '-' && arg.find('=') == std::string::npos
-                                 ? app.get_option_no_throw(arg)
-                                 : nullptr;
+    const CLI::Option* opt =
+        arg.size() >= 2 && arg[0] == '-' && arg.find('=') == std::string::npos ? app.get_option_no_throw(arg) : nullptr;
     if (opt && opt->get_expected_min() > 0 && opt->get_type_size_min() > 0 && i + 1 < argc && argv[i + 1][0] == '-' &&
         argv[i + 1][1] != '\0') {
       std::string value = argv[++i];

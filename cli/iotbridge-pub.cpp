@@ -7,10 +7,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cmath>
 #include <cerrno>
-#include <cstdint>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -82,7 +82,8 @@ mqtt::Properties parse_properties(const std::vector<std::vector<std::string>>& g
       throw UsageError("-D takes a command, a property name and a value (two for user-property).");
     std::string command = lowercase(g[0]);
     if (command != "publish")
-      throw UsageError("-D " + g[0] + ": only PUBLISH properties can be set here (content-type, correlation-data, "
+      throw UsageError("-D " + g[0] +
+                       ": only PUBLISH properties can be set here (content-type, correlation-data, "
                        "message-expiry-interval, payload-format-indicator, response-topic, user-property).");
     std::string name = lowercase(g[1]);
     bool pair = name == "user-property";
@@ -93,7 +94,8 @@ mqtt::Properties parse_properties(const std::vector<std::vector<std::string>>& g
     } else if (name == "correlation-data") {
       props.correlation_data = g[2];
     } else if (name == "response-topic") {
-      if (auto problem = topic_problem(g[2])) throw UsageError("invalid response-topic '" + g[2] + "': " + *problem + ".");
+      if (auto problem = topic_problem(g[2]))
+        throw UsageError("invalid response-topic '" + g[2] + "': " + *problem + ".");
       props.response_topic = g[2];
     } else if (name == "message-expiry-interval") {
       props.message_expiry_interval = parse_uint(g[2], 4294967295u, "message-expiry-interval");
@@ -249,7 +251,8 @@ int run(int argc, char** argv) {
     if (f.topics.empty() || modes == 0)
       throw UsageError("give a topic (-t) and a message (-m, -f, -l, -s, -n or --simulate).");
     if (modes > 1) throw UsageError("give only one of -m, -f, -l, -s, -n and --simulate.");
-    if (f.topics.size() > 1 && !f.simulate) throw UsageError("give one topic (-t more than once only with --simulate).");
+    if (f.topics.size() > 1 && !f.simulate)
+      throw UsageError("give one topic (-t more than once only with --simulate).");
     for (const auto& t : f.topics)
       if (auto problem = topic_problem(t)) throw UsageError("invalid publish topic '" + t + "': " + *problem + ".");
     f.topic = f.topics.front();
@@ -365,9 +368,8 @@ int run(int argc, char** argv) {
   }
   if (f.stats || conn.debug) {
     double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    std::cerr << "iotbridge-pub: sent " << publisher.sent() << ", "
-              << (conn.qos > 0 ? "acknowledged " : "written ") << publisher.completed() << ", failed "
-              << publisher.failed() << ", in " << seconds << " s ("
+    std::cerr << "iotbridge-pub: sent " << publisher.sent() << ", " << (conn.qos > 0 ? "acknowledged " : "written ")
+              << publisher.completed() << ", failed " << publisher.failed() << ", in " << seconds << " s ("
               << std::llround(seconds > 0 ? static_cast<double>(publisher.sent()) / seconds : 0.0) << " msg/s)\n";
   }
   return exit_code;

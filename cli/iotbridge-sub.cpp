@@ -4,12 +4,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
-#include <mutex>
-#include <thread>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common.hpp"
@@ -129,7 +129,8 @@ int run_recorder(const ConnectionFlags& conn, const Connection& connection, cons
   };
   const bool stats_json = f.stats_json;
   if (f.stats_interval > 0) {
-    o.stats_interval = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(f.stats_interval));
+    o.stats_interval =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(f.stats_interval));
     o.on_stats = [stats_json](const record::RecorderStats& s) {
       std::cerr << (stats_json ? s.to_json() : s.status_line()) << '\n';
     };
@@ -173,19 +174,22 @@ int run(int argc, char** argv) {
   SubFlags f;
   add_connection_flags(app, conn);
   app.add_option("-t,--topic", f.topics, "Filter to subscribe to (repeatable)");
-  app.add_option("-T,--filter-out", f.filter_outs, "Do not print messages whose topic matches this filter (repeatable)");
+  app.add_option("-T,--filter-out", f.filter_outs,
+                 "Do not print messages whose topic matches this filter (repeatable)");
   app.add_option("-U,--unsubscribe", f.unsubscribes, "Unsubscribe from this filter (with -c sessions; repeatable)");
   app.add_flag("-v,--verbose", f.verbose, "Print \"topic payload\"");
   app.add_option("-C", f.count, "Exit after this many messages were printed");
   app.add_option("-W", f.timeout_seconds, "Exit (code 27) after this many seconds from connecting");
   app.add_flag("-R", f.no_retained, "Do not print retained (stale) messages");
   app.add_flag("--retained-only", f.retained_only, "Print only retained messages; exit at the first fresh one");
-  app.add_flag("--remove-retained", f.remove_retained, "Clear every retained message received (not those -T filters out)");
+  app.add_flag("--remove-retained", f.remove_retained,
+               "Clear every retained message received (not those -T filters out)");
   app.add_flag("-N", f.no_eol, "Do not add a newline after each message");
   app.add_flag("-E", f.exit_after_subscribe, "Exit once the broker acknowledged the subscriptions");
   app.add_option("-F", f.format, "Output format: %t topic, %p payload, %q %r %l %m %x %X %I %U %j %J, @ strftime ...");
   app.add_flag("--pretty", f.pretty, "Spread JSON output (%j, %J, --json) over indented lines");
-  app.add_flag("--json", f.json, "One JSON object per message: topic, payload or payload_base64, qos, retain, received_at");
+  app.add_flag("--json", f.json,
+               "One JSON object per message: topic, payload or payload_base64, qos, retain, received_at");
 
   auto* store_group = app.add_option_group("Recording", "Store every message as a document instead of printing it");
   store_group->add_option("--store", f.store, "Store URI: sqlite:PATH, sqlite::memory: or mongodb://...");
@@ -196,8 +200,10 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1, 3600000));
   store_group->add_option("--spool", f.spool,
                           "Folder for the write-ahead journal and the disk spool (default ./iotbridge-spool)");
-  store_group->add_option("--topic-fields", f.topic_fields, "Copy topic levels into fields: iot/{home}/{device}/{sensor}");
-  store_group->add_option("--stats-interval", f.stats_interval, "Print a status line to stderr every this many seconds");
+  store_group->add_option("--topic-fields", f.topic_fields,
+                          "Copy topic levels into fields: iot/{home}/{device}/{sensor}");
+  store_group->add_option("--stats-interval", f.stats_interval,
+                          "Print a status line to stderr every this many seconds");
   store_group->add_flag("--stats-json", f.stats_json, "Print the counters as JSON (at the intervals, and at the end)");
   const CLI::Option* qos_option = app.get_option("-q");
 
@@ -210,7 +216,8 @@ int run(int argc, char** argv) {
     if (!connection.url_topic.empty()) f.topics.insert(f.topics.begin(), connection.url_topic);
     if (f.topics.empty() && f.unsubscribes.empty()) throw UsageError("give a filter to subscribe to with -t.");
     for (const auto& t : f.topics) {
-      if (auto problem = filter_problem(t)) throw UsageError("invalid subscription filter '" + t + "': " + *problem + ".");
+      if (auto problem = filter_problem(t))
+        throw UsageError("invalid subscription filter '" + t + "': " + *problem + ".");
       subscriptions.push_back(mqtt::Subscription{t, conn.qos, {}});
     }
     for (const auto& t : f.filter_outs)
@@ -222,10 +229,12 @@ int run(int argc, char** argv) {
     if (f.json && !f.format.empty()) throw UsageError("--json and -F choose different outputs: give one of them.");
     if (!f.store.empty()) {
       if (f.verbose || f.json || !f.format.empty() || f.no_eol || f.pretty)
-        throw UsageError("--store records the messages instead of printing them: drop -v, -F, -N, --json and --pretty.");
+        throw UsageError(
+            "--store records the messages instead of printing them: drop -v, -F, -N, --json and --pretty.");
       if (!f.filter_outs.empty() || f.no_retained || f.retained_only || f.remove_retained || !f.unsubscribes.empty() ||
           f.exit_after_subscribe)
-        throw UsageError("--store records every message: -T, -R, -U, -E, --retained-only and --remove-retained do not apply.");
+        throw UsageError(
+            "--store records every message: -T, -R, -U, -E, --retained-only and --remove-retained do not apply.");
       if (f.topics.empty()) throw UsageError("give a filter to record with -t.");
       if (f.stats_interval < 0) throw UsageError("invalid --stats-interval: use a positive number of seconds.");
     }
@@ -353,7 +362,8 @@ int run(int argc, char** argv) {
 
     std::optional<Clock::time_point> deadline;
     if (f.timeout_seconds > 0)
-      deadline = connected_at + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(f.timeout_seconds));
+      deadline =
+          connected_at + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(f.timeout_seconds));
     while (!done && !shutdown.stop_requested()) {
       auto wait = output.buffer().empty() ? std::chrono::milliseconds(100) : std::chrono::milliseconds(0);
       if (deadline) {

@@ -13,7 +13,6 @@
 #include <ctime>
 #include <utility>
 
-
 namespace iotbridge::mqtt {
 
 namespace {
@@ -33,9 +32,9 @@ struct Json {
   Kind kind = Kind::null;
   bool boolean = false;
   double number = 0;
-  std::string text;                                      // string value (raw bytes)
-  std::vector<Json> items;                               // array items or object values
-  std::vector<std::string> keys;                         // object keys, parallel to items
+  std::string text;               // string value (raw bytes)
+  std::vector<Json> items;        // array items or object values
+  std::vector<std::string> keys;  // object keys, parallel to items
 
   static Json make_number(double v) {
     Json j;
@@ -237,10 +236,14 @@ class JsonParser {
     for (int i = 0; i < 4; ++i) {
       char c = s_[pos_++];
       v <<= 4;
-      if (c >= '0' && c <= '9') v |= static_cast<std::uint32_t>(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= static_cast<std::uint32_t>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= static_cast<std::uint32_t>(c - 'A' + 10);
-      else return false;
+      if (c >= '0' && c <= '9')
+        v |= static_cast<std::uint32_t>(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        v |= static_cast<std::uint32_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        v |= static_cast<std::uint32_t>(c - 'A' + 10);
+      else
+        return false;
     }
     return true;
   }
@@ -564,7 +567,8 @@ bool printable_as_json_string(std::string_view payload) {
 
 Json properties_json(const Properties& props) {
   Json obj = Json::make_object();
-  if (props.payload_format_utf8) obj.add("payload-format-indicator", Json::make_number(*props.payload_format_utf8 ? 1 : 0));
+  if (props.payload_format_utf8)
+    obj.add("payload-format-indicator", Json::make_number(*props.payload_format_utf8 ? 1 : 0));
   if (props.message_expiry_interval)
     obj.add("message-expiry-interval", Json::make_number(static_cast<double>(*props.message_expiry_interval)));
   if (props.content_type) obj.add("content-type", Json::make_string(*props.content_type));
@@ -770,19 +774,25 @@ bool MessageFormatter::append(std::string& out, const Message& message, Clock::t
       case 'A':
       case 'S': append_blank(out, p.width, p.pad); break;
       case 'C':
-        if (props.content_type) append_str(out, *props.content_type, p);
-        else append_blank(out, p.width, ' ');
+        if (props.content_type)
+          append_str(out, *props.content_type, p);
+        else
+          append_blank(out, p.width, ' ');
         break;
       case 'D':
         if (props.correlation_data) out += *props.correlation_data;
         break;
       case 'E':
-        if (props.message_expiry_interval) append_int(out, *props.message_expiry_interval, p);
-        else append_blank(out, p.width, p.pad);
+        if (props.message_expiry_interval)
+          append_int(out, *props.message_expiry_interval, p);
+        else
+          append_blank(out, p.width, p.pad);
         break;
       case 'F':
-        if (props.payload_format_utf8) append_int(out, *props.payload_format_utf8 ? 1 : 0, p);
-        else append_blank(out, p.width, p.pad);
+        if (props.payload_format_utf8)
+          append_int(out, *props.payload_format_utf8 ? 1 : 0, p);
+        else
+          append_blank(out, p.width, p.pad);
         break;
       case 'I': append_str(out, strftime_text(now().local, "%Y-%m-%dT%H:%M:%S%z"), p); break;
       case 'j': append_message_json(out, message, now(), false, o.pretty); break;

@@ -16,9 +16,9 @@ struct ErrorCase {
   bool pub;                       // iotbridge-pub, else iotbridge-sub
   std::vector<std::string> args;  // after -h/-p of the broker
   int code;
-  const char* says;               // a piece of the sentence
-  bool usage;                     // a usage error: the --help hint follows
-  bool same_as_mosquitto;         // mosquitto_pub/sub take the same flags and return the same code
+  const char* says;        // a piece of the sentence
+  bool usage;              // a usage error: the --help hint follows
+  bool same_as_mosquitto;  // mosquitto_pub/sub take the same flags and return the same code
 };
 
 }  // namespace
@@ -47,7 +47,12 @@ TEST_CASE("iotbridge-pub/-sub: bad flags and values, one sentence and mosquitto'
       {false, {"-t", "a", "-V", "5", "-x", "60"}, 1, "needs a client id", true, false},
       {false, {"-t", "a", "-V", "5", "-x", "soon", "-i", "x"}, 1, "invalid session expiry 'soon'", true, false},
       {false, {"-t", "a", "-V", "5", "-x", "0", "-c", "-i", "x"}, 1, "-x 0 contradicts -c", true, false},
-      {false, {"-t", "a", "-u", "u", "--password-file", "/nonexistent/pw"}, 1, "cannot read the password file", true, false},
+      {false,
+       {"-t", "a", "-u", "u", "--password-file", "/nonexistent/pw"},
+       1,
+       "cannot read the password file",
+       true,
+       false},
       {false, {"-t", "a", "-u", "u", "-P", "p", "--password-file", "pw"}, 1, "not both", true, false},
       {true, {"-t", "a/#", "-m", "x"}, 1, "invalid publish topic 'a/#'", true, true},
       {true, {"-t", "a/+", "-m", "x"}, 1, "invalid publish topic 'a/+'", true, true},
@@ -87,8 +92,8 @@ TEST_CASE("iotbridge-pub/-sub: bad flags and values, one sentence and mosquitto'
 TEST_CASE("iotbridge-pub/-sub: unreachable broker, and --quiet", "[cli][errors]") {
   int port = free_port();  // nothing listens there
   for (const bool pub : {true, false}) {
-    std::vector<std::string> argv = {pub ? iotbridge_pub() : iotbridge_sub(), "-h", "127.0.0.1", "-p",
-                                     std::to_string(port), "-t", "a"};
+    std::vector<std::string> argv = {
+        pub ? iotbridge_pub() : iotbridge_sub(), "-h", "127.0.0.1", "-p", std::to_string(port), "-t", "a"};
     if (pub) argv.insert(argv.end(), {"-m", "x"});
     auto r = run_tool(argv);
     INFO(r.err);

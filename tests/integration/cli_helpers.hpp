@@ -44,8 +44,12 @@ inline ToolResult run_tool(const std::vector<std::string>& argv, const std::stri
                            const std::vector<std::string>& env = {}) {
   TempDir dir("iotbridge-cli-run");
   spit(dir / "in", input);
-  std::vector<std::string> cmd = {"sh", "-c", "in=$1; err=$2; shift 2; exec \"$@\" <\"$in\" 2>\"$err\"", "sh",
-                                  (dir / "in").string(), (dir / "err").string()};
+  std::vector<std::string> cmd = {"sh",
+                                  "-c",
+                                  "in=$1; err=$2; shift 2; exec \"$@\" <\"$in\" 2>\"$err\"",
+                                  "sh",
+                                  (dir / "in").string(),
+                                  (dir / "err").string()};
   if (!env.empty()) {
     cmd.push_back("env");
     cmd.insert(cmd.end(), env.begin(), env.end());
@@ -85,8 +89,8 @@ inline bool contains(const std::string& haystack, const std::string& needle) {
 inline bool sync_subscribers(const MosquittoServer& broker, const std::string& topic, const std::string& payload,
                              const std::vector<fs::path>& outputs, const std::string& marker) {
   return wait_until([&] {
-    run_command({"mosquitto_pub", "-h", broker.host(), "-p", std::to_string(broker.port()), "-t", topic, "-m",
-                  payload});
+    run_command(
+        {"mosquitto_pub", "-h", broker.host(), "-p", std::to_string(broker.port()), "-t", topic, "-m", payload});
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     for (const auto& f : outputs)
       if (!contains(slurp(f), marker)) return false;

@@ -49,7 +49,8 @@ TEST_CASE("iotbridge-pub -m -f -s -n -l -r --repeat reach mosquitto_sub intact",
   REQUIRE(wait_until([&] { return contains(slurp(out), "p/end end\n"); }));
   sub->terminate();
   std::string expected = "p/m 24.5\np/dash -5.5\np/f " + std::string("bin\x00\xff\n", 6) +
-                         "\np/s whole\nstdin\np/n (null)\np/l one\np/l (null)\np/l two\r\np/l three\np/r again\np/r again\np/r again\np/end end\n";
+                         "\np/s whole\nstdin\np/n (null)\np/l one\np/l (null)\np/l two\r\np/l three\np/r again\np/r "
+                         "again\np/r again\np/end end\n";
   CHECK(strip_leading(slurp(out), "p/sync s\n") == expected);
 
   // -r: a later subscriber gets the retained message; -r -n clears it.
@@ -60,8 +61,7 @@ TEST_CASE("iotbridge-pub -m -f -s -n -l -r --repeat reach mosquitto_sub intact",
   CHECK(run_tool(with({"mosquitto_sub", "-t", "p/keep", "--retained-only", "-W", "1"}, args)).out.empty());
 }
 
-TEST_CASE("iotbridge-pub -l -q 1 delivers every line in order, flow controlled",
-          "[cli][pub][flow]") {
+TEST_CASE("iotbridge-pub -l -q 1 delivers every line in order, flow controlled", "[cli][pub][flow]") {
   MosquittoServer broker;
   TempDir dir;
   auto args = broker_args(broker);
@@ -90,36 +90,37 @@ TEST_CASE("iotbridge-pub/-sub credentials: -P, --password-file, IOTBRIDGE_PASSWO
 
   spit(dir / "pw", "s3cret\n");
   ::chmod((dir / "pw").c_str(), 0600);
-  auto from_file = run_tool(with({iotbridge_pub(), "-t", "ok/a", "-m", "x", "-u", "alice", "--password-file",
-                                  (dir / "pw").string()},
-                                 args));
+  auto from_file = run_tool(
+      with({iotbridge_pub(), "-t", "ok/a", "-m", "x", "-u", "alice", "--password-file", (dir / "pw").string()}, args));
   CHECK(from_file.code == 0);
   CHECK(from_file.err.empty());
 
   // A password file others can read works, with a warning.
   spit(dir / "open-pw", "s3cret");
   ::chmod((dir / "open-pw").c_str(), 0644);
-  auto open_file = run_tool(
-      with({iotbridge_pub(), "-t", "ok/a", "-m", "x", "-u", "alice", "--password-file", (dir / "open-pw").string()}, args));
+  auto open_file = run_tool(with(
+      {iotbridge_pub(), "-t", "ok/a", "-m", "x", "-u", "alice", "--password-file", (dir / "open-pw").string()}, args));
   CHECK(open_file.code == 0);
   CHECK(contains(open_file.err, "readable by other users"));
 
   auto from_env = run_tool(with({iotbridge_pub(), "-t", "ok/a", "-m", "x", "-u", "alice"}, args), "",
                            {"IOTBRIDGE_PASSWORD=s3cret"});
   CHECK(from_env.code == 0);
-  auto wrong_env = run_tool(with({iotbridge_pub(), "-t", "ok/a", "-m", "x", "-u", "alice"}, args), "",
-                            {"IOTBRIDGE_PASSWORD=wrong"});
+  auto wrong_env =
+      run_tool(with({iotbridge_pub(), "-t", "ok/a", "-m", "x", "-u", "alice"}, args), "", {"IOTBRIDGE_PASSWORD=wrong"});
   CHECK(wrong_env.code == 5);
   CHECK(contains(wrong_env.err, "not authorised"));
 
-  auto url = run_tool({iotbridge_pub(), "-L", "mqtt://alice:s3cret@127.0.0.1:" + port + "/ok/url", "-m", "x", "-q", "1"});
+  auto url =
+      run_tool({iotbridge_pub(), "-L", "mqtt://alice:s3cret@127.0.0.1:" + port + "/ok/url", "-m", "x", "-q", "1"});
   CHECK(url.code == 0);
   auto sub_url = run_tool({iotbridge_sub(), "-L", "mqtt://alice:s3cret@127.0.0.1:" + port + "/ok/url", "-E"});
   CHECK(sub_url.code == 0);
 
   auto wrong = run_tool(with({iotbridge_sub(), "-t", "ok/#", "-u", "alice", "-P", "nope", "-W", "5"}, args));
   CHECK(wrong.code == 5);
-  auto wrong5 = run_tool(with({iotbridge_sub(), "-t", "ok/#", "-u", "alice", "-P", "nope", "-V", "5", "-W", "5"}, args));
+  auto wrong5 =
+      run_tool(with({iotbridge_sub(), "-t", "ok/#", "-u", "alice", "-P", "nope", "-V", "5", "-W", "5"}, args));
   CHECK(wrong5.code == 135);
   auto anonymous = run_tool(with({iotbridge_pub(), "-t", "ok/a", "-m", "x"}, args));
   CHECK(anonymous.code == 5);
@@ -138,9 +139,8 @@ TEST_CASE("iotbridge-pub/-sub credentials: -P, --password-file, IOTBRIDGE_PASSWO
   shown->terminate();
 
   // MQTT 5 tells the publisher about an ACL denial: exit 1 with the reason.
-  auto denied = run_tool(with({iotbridge_pub(), "-t", "forbidden", "-m", "x", "-q", "1", "-V", "5", "-u", "alice",
-                               "-P", "s3cret"},
-                              args));
+  auto denied = run_tool(
+      with({iotbridge_pub(), "-t", "forbidden", "-m", "x", "-q", "1", "-V", "5", "-u", "alice", "-P", "s3cret"}, args));
   CHECK(denied.code == 1);
   CHECK(contains(denied.err, "not authorised"));
 }
@@ -150,7 +150,8 @@ TEST_CASE("iotbridge-pub/-sub over TLS: --cafile, a wrong CA, --insecure warns",
   o.tls = true;
   MosquittoServer broker(o);
   auto tls = std::vector<std::string>{"-h", "127.0.0.1", "-p", std::to_string(broker.tls_port())};
-  auto good = run_tool(with({iotbridge_pub(), "-t", "tls/a", "-m", "x", "-q", "1", "--cafile", broker.ca_file().string()}, tls));
+  auto good = run_tool(
+      with({iotbridge_pub(), "-t", "tls/a", "-m", "x", "-q", "1", "--cafile", broker.ca_file().string()}, tls));
   CHECK(good.code == 0);
   CHECK(good.err.empty());
   auto retained = run_tool(
@@ -162,8 +163,8 @@ TEST_CASE("iotbridge-pub/-sub over TLS: --cafile, a wrong CA, --insecure warns",
   CHECK(sub.code == 0);
   CHECK(sub.out == "secret\n");
 
-  auto bad_ca = run_tool(
-      with({iotbridge_pub(), "-t", "tls/a", "-m", "x", "--cafile", broker.other_ca_file().string()}, tls));
+  auto bad_ca =
+      run_tool(with({iotbridge_pub(), "-t", "tls/a", "-m", "x", "--cafile", broker.other_ca_file().string()}, tls));
   CHECK(bad_ca.code == 1);
   CHECK(contains(bad_ca.err, "Error: "));
   CHECK(std::count(bad_ca.err.begin(), bad_ca.err.end(), '\n') == 1);
@@ -185,14 +186,47 @@ TEST_CASE("iotbridge-pub -D sets MQTT 5 properties that both subscribers print a
   const std::string format = "%C|%R|%D|%E|%F|%P|%p";
   auto theirs_out = dir / "theirs";
   auto ours_out = dir / "ours";
-  auto theirs = start_tool(with({find_program("mosquitto_sub"), "-V", "5", "-t", "d/#", "-F", format}, args), theirs_out);
+  auto theirs =
+      start_tool(with({find_program("mosquitto_sub"), "-V", "5", "-t", "d/#", "-F", format}, args), theirs_out);
   auto ours = start_tool(with({iotbridge_sub(), "-V", "5", "-t", "d/#", "-F", format}, args), ours_out);
   REQUIRE(sync_subscribers(broker, "d/sync", "s", {theirs_out, ours_out}, "|s\n"));
-  auto r = run_tool(with({iotbridge_pub(), "-t", "d/x", "-m", "hi", "-q", "1", "-D", "publish", "content-type",
-                          "text/plain", "-D", "publish", "user-property", "k", "v", "-D", "publish", "response-topic",
-                          "reply/here", "-D", "publish", "correlation-data", "c-42", "-D", "publish",
-                          "message-expiry-interval", "60", "-D", "publish", "payload-format-indicator", "1", "-D",
-                          "publish", "user-property", "k2", "v 2"},
+  auto r = run_tool(with({iotbridge_pub(),
+                          "-t",
+                          "d/x",
+                          "-m",
+                          "hi",
+                          "-q",
+                          "1",
+                          "-D",
+                          "publish",
+                          "content-type",
+                          "text/plain",
+                          "-D",
+                          "publish",
+                          "user-property",
+                          "k",
+                          "v",
+                          "-D",
+                          "publish",
+                          "response-topic",
+                          "reply/here",
+                          "-D",
+                          "publish",
+                          "correlation-data",
+                          "c-42",
+                          "-D",
+                          "publish",
+                          "message-expiry-interval",
+                          "60",
+                          "-D",
+                          "publish",
+                          "payload-format-indicator",
+                          "1",
+                          "-D",
+                          "publish",
+                          "user-property",
+                          "k2",
+                          "v 2"},
                          args));
   INFO(r.err);
   REQUIRE(r.code == 0);
@@ -205,7 +239,8 @@ TEST_CASE("iotbridge-pub -D sets MQTT 5 properties that both subscribers print a
   auto bad = run_tool(with({iotbridge_pub(), "-t", "d/x", "-m", "hi", "-D", "connect", "receive-maximum", "5"}, args));
   CHECK(bad.code == 1);
   CHECK(contains(bad.err, "only PUBLISH properties"));
-  auto v311 = run_tool(with({iotbridge_pub(), "-t", "d/x", "-m", "hi", "-V", "311", "-D", "publish", "content-type", "x"}, args));
+  auto v311 = run_tool(
+      with({iotbridge_pub(), "-t", "d/x", "-m", "hi", "-V", "311", "-D", "publish", "content-type", "x"}, args));
   CHECK(v311.code == 1);
   CHECK(contains(v311.err, "needs MQTT 5"));
 }

@@ -40,9 +40,27 @@ TEST_CASE("iotbridge-sub --store sqlite: -C N stores N documents with topic fiel
   queue_readings(broker, "rec-sqlite", lines);
 
   std::string uri = "sqlite:" + (dir / "readings.db").string();
-  auto r = run_tool(with({iotbridge_sub(), "-t", "iot/#", "-q", "1", "-c", "-i", "rec-sqlite", "--store", uri, "-C",
-                          std::to_string(n), "--topic-fields", "iot/{home}/{sensor}", "--spool",
-                          (dir / "spool").string(), "--batch", "64", "--stats-json", "-W", "60"},
+  auto r = run_tool(with({iotbridge_sub(),
+                          "-t",
+                          "iot/#",
+                          "-q",
+                          "1",
+                          "-c",
+                          "-i",
+                          "rec-sqlite",
+                          "--store",
+                          uri,
+                          "-C",
+                          std::to_string(n),
+                          "--topic-fields",
+                          "iot/{home}/{sensor}",
+                          "--spool",
+                          (dir / "spool").string(),
+                          "--batch",
+                          "64",
+                          "--stats-json",
+                          "-W",
+                          "60"},
                          broker_args(broker)));
   INFO(r.err);
   CHECK(r.code == 0);
@@ -73,8 +91,8 @@ TEST_CASE("iotbridge-sub --store: -W ends the run having stored everything recei
   TempDir dir;
   queue_readings(broker, "rec-w", "1\n{\"t\":2}\nthree\n\n");
   std::string uri = "sqlite:" + (dir / "w.db").string();
-  auto r = run_tool(with({iotbridge_sub(), "-t", "iot/#", "-q", "1", "-c", "-i", "rec-w", "--store", uri, "--db", "farm",
-                          "--collection", "readings", "--spool", (dir / "spool").string(), "-W", "2"},
+  auto r = run_tool(with({iotbridge_sub(), "-t", "iot/#", "-q", "1", "-c", "-i", "rec-w", "--store", uri, "--db",
+                          "farm", "--collection", "readings", "--spool", (dir / "spool").string(), "-W", "2"},
                          broker_args(broker)));
   INFO(r.err);
   CHECK(r.code == 0);  // with --store, -W is a run length, not a failure

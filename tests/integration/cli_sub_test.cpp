@@ -50,7 +50,8 @@ TEST_CASE("iotbridge-sub prints exactly what mosquitto_sub prints (default, -v, 
     std::string name;
     std::vector<std::string> flags;
   };
-  const std::vector<Mode> modes = {{"default", {}}, {"verbose", {"-v"}}, {"no-eol", {"-N"}}, {"format", {"-F", format}}};
+  const std::vector<Mode> modes = {
+      {"default", {}}, {"verbose", {"-v"}}, {"no-eol", {"-N"}}, {"format", {"-F", format}}};
 
   std::vector<std::unique_ptr<iotbridge::test::Process>> processes;
   std::vector<fs::path> outputs;
@@ -58,7 +59,8 @@ TEST_CASE("iotbridge-sub prints exactly what mosquitto_sub prints (default, -v, 
     for (const std::string tool : {"mosquitto_sub", "iotbridge-sub"}) {
       std::string program = tool == "mosquitto_sub" ? find_program("mosquitto_sub") : iotbridge_sub();
       fs::path out = dir / (tool + "-" + mode.name);
-      processes.push_back(start_tool(with(with({program, "-t", "cmp/#", "-q", "2"}, broker_args(broker)), mode.flags), out));
+      processes.push_back(
+          start_tool(with(with({program, "-t", "cmp/#", "-q", "2"}, broker_args(broker)), mode.flags), out));
       outputs.push_back(out);
     }
   }
@@ -108,8 +110,10 @@ TEST_CASE("iotbridge-sub: -C, -T, -R, --retained-only, --remove-retained", "[cli
 
   SECTION("--retained-only prints the retained messages and stops at the first fresh one") {
     auto out = dir / "retained-only";
-    auto sub = start_tool(with({iotbridge_sub(), "-t", "home/#", "-v", "--retained-only", "-T", "home/skip/#"}, args), out);
-    REQUIRE(wait_until([&] { return contains(slurp(out), "home/a old-a\n") && contains(slurp(out), "home/b old-b\n"); }));
+    auto sub =
+        start_tool(with({iotbridge_sub(), "-t", "home/#", "-v", "--retained-only", "-T", "home/skip/#"}, args), out);
+    REQUIRE(
+        wait_until([&] { return contains(slurp(out), "home/a old-a\n") && contains(slurp(out), "home/b old-b\n"); }));
     mpub({"-t", "home/a", "-m", "fresh"});
     REQUIRE(wait_until([&] { return !sub->alive(); }));
     CHECK(sub->terminate() == 0);
@@ -121,17 +125,19 @@ TEST_CASE("iotbridge-sub: -C, -T, -R, --retained-only, --remove-retained", "[cli
 
   SECTION("-R skips retained messages") {
     // A fresh message waits in a persistent session; the retained ones come on SUBSCRIBE.
-    REQUIRE(run_tool(with({iotbridge_sub(), "-t", "home/#", "-q", "1", "-c", "-i", "r-session", "-E"}, args)).code == 0);
+    REQUIRE(run_tool(with({iotbridge_sub(), "-t", "home/#", "-q", "1", "-c", "-i", "r-session", "-E"}, args)).code ==
+            0);
     mpub({"-t", "home/a", "-m", "fresh", "-q", "1"});
-    auto r = run_tool(with({iotbridge_sub(), "-t", "home/#", "-q", "1", "-c", "-i", "r-session", "-R", "-v", "-W", "2"}, args));
+    auto r = run_tool(
+        with({iotbridge_sub(), "-t", "home/#", "-q", "1", "-c", "-i", "r-session", "-R", "-v", "-W", "2"}, args));
     CHECK(r.code == 27);
     CHECK(r.out == "home/a fresh\n");
   }
 
   SECTION("--remove-retained clears what it sees, except what -T filters out") {
-    auto r = run_tool(with({iotbridge_sub(), "-t", "home/#", "--remove-retained", "--retained-only", "-T",
-                            "home/skip/#", "-W", "3"},
-                           args));
+    auto r = run_tool(
+        with({iotbridge_sub(), "-t", "home/#", "--remove-retained", "--retained-only", "-T", "home/skip/#", "-W", "3"},
+             args));
     // Its own clearing message comes back fresh, which ends --retained-only (as with mosquitto_sub).
     CHECK(r.code == 0);
     CHECK(contains(r.out, "old-a\n"));
@@ -157,26 +163,27 @@ TEST_CASE("iotbridge-sub: -W times out with 27, -E exits after subscribing, -c k
   REQUIRE(made.code == 0);
   CHECK(made.out.empty());
   for (int i = 0; i < 5; ++i)
-    REQUIRE(run_tool(with({iotbridge_pub(), "-t", "session/x", "-q", "1", "-m", "m" + std::to_string(i)}, args)).code == 0);
-  auto got = run_tool(with({iotbridge_sub(), "-t", "session/#", "-q", "1", "-c", "-i", "cli-session", "-C", "5", "-W",
-                            "10"},
-                           args));
+    REQUIRE(run_tool(with({iotbridge_pub(), "-t", "session/x", "-q", "1", "-m", "m" + std::to_string(i)}, args)).code ==
+            0);
+  auto got = run_tool(
+      with({iotbridge_sub(), "-t", "session/#", "-q", "1", "-c", "-i", "cli-session", "-C", "5", "-W", "10"}, args));
   CHECK(got.code == 0);
   CHECK(got.out == "m0\nm1\nm2\nm3\nm4\n");
 
   // MQTT 5: -x keeps the session for that many seconds.
-  REQUIRE(run_tool(with({iotbridge_sub(), "-V", "5", "-x", "600", "-i", "cli-v5", "-t", "v5/#", "-q", "1", "-E"}, args)).code == 0);
+  REQUIRE(run_tool(with({iotbridge_sub(), "-V", "5", "-x", "600", "-i", "cli-v5", "-t", "v5/#", "-q", "1", "-E"}, args))
+              .code == 0);
   REQUIRE(run_tool(with({iotbridge_pub(), "-t", "v5/x", "-q", "1", "-m", "kept for v5"}, args)).code == 0);
-  auto v5 = run_tool(with({iotbridge_sub(), "-V", "5", "-x", "600", "-i", "cli-v5", "-t", "v5/#", "-q", "1", "-C", "1",
-                           "-W", "10"},
-                          args));
+  auto v5 = run_tool(with(
+      {iotbridge_sub(), "-V", "5", "-x", "600", "-i", "cli-v5", "-t", "v5/#", "-q", "1", "-C", "1", "-W", "10"}, args));
   CHECK(v5.code == 0);
   CHECK(v5.out == "kept for v5\n");
 
   // -U drops the session's subscription: nothing more is queued for it.
   REQUIRE(run_tool(with({iotbridge_sub(), "-U", "session/#", "-c", "-i", "cli-session", "-E"}, args)).code == 0);
   REQUIRE(run_tool(with({iotbridge_pub(), "-t", "session/x", "-q", "1", "-m", "late"}, args)).code == 0);
-  auto none = run_tool(with({iotbridge_sub(), "-t", "other/topic", "-q", "1", "-c", "-i", "cli-session", "-W", "1"}, args));
+  auto none =
+      run_tool(with({iotbridge_sub(), "-t", "other/topic", "-q", "1", "-c", "-i", "cli-session", "-W", "1"}, args));
   CHECK(none.code == 27);
   CHECK(none.out.empty());
 }

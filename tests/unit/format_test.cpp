@@ -15,8 +15,8 @@ using namespace std::string_literals;
 namespace {
 
 // 2026-11-21T21:06:23.213699123Z
-const auto kWhen = std::chrono::system_clock::time_point(std::chrono::seconds(1795295183)) +
-                   std::chrono::nanoseconds(213699123);
+const auto kWhen =
+    std::chrono::system_clock::time_point(std::chrono::seconds(1795295183)) + std::chrono::nanoseconds(213699123);
 
 void use_utc() {
   ::setenv("TZ", "UTC", 1);
@@ -96,9 +96,9 @@ TEST_CASE("format -F message fields, flags, widths and precisions", "[format]") 
       {"%-p|", "hello|"},
       {"%%|@@|\\\\", "%|@|\\"},
       {"\\t\\n\\r\\a\\v\\e", "\t\n\r\a\v\033"},
-      {"\\q%k@", ""},          // unknown escapes and fields print nothing; so does a trailing @
-      {"x%", "x"},             // a trailing % prints nothing
-      {"%5", ""},              // cut off before its conversion
+      {"\\q%k@", ""},  // unknown escapes and fields print nothing; so does a trailing @
+      {"x%", "x"},     // a trailing % prints nothing
+      {"%5", ""},      // cut off before its conversion
       {"%A|%5S|%05E|%C|%3C|%R|%P|%D", "|     |00000||   |||"},
       {"%q", "1"},
   };
@@ -150,20 +150,23 @@ TEST_CASE("format -F time fields use the receive time", "[format]") {
 
 TEST_CASE("format -F %j prints the message as JSON with an escaped payload", "[format]") {
   use_utc();
-  CHECK(custom("%j", msg("a/1", "hello")) ==
-        R"({"tst":"2026-11-21T21:06:23.213699Z+0000","topic":"a/1","qos":0,"retain":0,"payloadlen":5,"payload":"hello"})");
+  CHECK(
+      custom("%j", msg("a/1", "hello")) ==
+      R"({"tst":"2026-11-21T21:06:23.213699Z+0000","topic":"a/1","qos":0,"retain":0,"payloadlen":5,"payload":"hello"})");
   CHECK(custom("%j", msg("a/2", "")) ==
         R"({"tst":"2026-11-21T21:06:23.213699Z+0000","topic":"a/2","qos":0,"retain":0,"payloadlen":0,"payload":null})");
   // QoS > 0 adds the message id; control characters are escaped as cJSON does.
-  CHECK(custom("%j", msg("a/4", "a\tb\"\x01\\", 1, true, 9)) ==
-        R"({"tst":"2026-11-21T21:06:23.213699Z+0000","topic":"a/4","qos":1,"retain":1,"payloadlen":6,"mid":9,"payload":"a\tb\"\u0001\\"})");
+  CHECK(
+      custom("%j", msg("a/4", "a\tb\"\x01\\", 1, true, 9)) ==
+      R"({"tst":"2026-11-21T21:06:23.213699Z+0000","topic":"a/4","qos":1,"retain":1,"payloadlen":6,"mid":9,"payload":"a\tb\"\u0001\\"})");
   // UTF-8 stays as it is.
   CHECK(custom("%j", msg("a/5", "h\u00e9llo")) ==
         "{\"tst\":\"2026-11-21T21:06:23.213699Z+0000\",\"topic\":\"a/5\",\"qos\":0,\"retain\":0,\"payloadlen\":6,"
         "\"payload\":\"h\u00e9llo\"}");
   // Not UTF-8 (or a NUL inside): an array of byte values, so that the line stays valid JSON.
-  CHECK(custom("%j", msg("b", "\xff\x00"s)) ==
-        R"({"tst":"2026-11-21T21:06:23.213699Z+0000","topic":"b","qos":0,"retain":0,"payloadlen":2,"payload":[255,0]})");
+  CHECK(
+      custom("%j", msg("b", "\xff\x00"s)) ==
+      R"({"tst":"2026-11-21T21:06:23.213699Z+0000","topic":"b","qos":0,"retain":0,"payloadlen":2,"payload":[255,0]})");
 }
 
 TEST_CASE("format -F %J embeds a JSON payload, printed as cJSON prints it", "[format]") {
@@ -200,9 +203,10 @@ TEST_CASE("format --json prints one object per line, text or base64", "[format]"
         "\n");
   Message with_props = msg("p", "x");
   with_props.properties.user_properties = {{"k", "v"}};
-  CHECK(f.format(with_props, kWhen) ==
-        R"({"topic":"p","payload":"x","qos":0,"retain":false,"received_at":"2026-11-21T21:06:23.213699Z","properties":{"user-properties":{"k":"v"}}})"
-        "\n");
+  CHECK(
+      f.format(with_props, kWhen) ==
+      R"({"topic":"p","payload":"x","qos":0,"retain":false,"received_at":"2026-11-21T21:06:23.213699Z","properties":{"user-properties":{"k":"v"}}})"
+      "\n");
   MessageFormatter pretty(OutputOptions{OutputStyle::json, "", true, true});
   CHECK(pretty.format(msg("a", "b"), kWhen) ==
         "{\n\t\"topic\":\t\"a\",\n\t\"payload\":\t\"b\",\n\t\"qos\":\t0,\n\t\"retain\":\tfalse,\n"
