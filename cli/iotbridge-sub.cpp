@@ -178,8 +178,9 @@ int run(int argc, char** argv) {
                  "Do not print messages whose topic matches this filter (repeatable)");
   app.add_option("-U,--unsubscribe", f.unsubscribes, "Unsubscribe from this filter (with -c sessions; repeatable)");
   app.add_flag("-v,--verbose", f.verbose, "Print \"topic payload\"");
-  app.add_option("-C", f.count, "Exit after this many messages were printed");
-  app.add_option("-W", f.timeout_seconds, "Exit (code 27) after this many seconds from connecting");
+  app.add_option("-C", f.count, "Exit after this many messages were printed (with --store: received and stored)");
+  app.add_option("-W", f.timeout_seconds,
+                 "Exit (code 27) after this many seconds from connecting (with --store: record this long, exit 0)");
   app.add_flag("-R", f.no_retained, "Do not print retained (stale) messages");
   app.add_flag("--retained-only", f.retained_only, "Print only retained messages; exit at the first fresh one");
   app.add_flag("--remove-retained", f.remove_retained,
