@@ -308,4 +308,13 @@ std::optional<int> connect_client(mqtt::Client& client, const ConnectionFlags& f
   }
 }
 
+int guarded_main(int (*run)(int, char**), int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "Error: " << e.what() << '\n';
+    return kExitError;
+  }
+}
+
 }  // namespace iotbridge::cli

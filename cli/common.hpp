@@ -81,6 +81,10 @@ std::optional<int> parse_or_exit(CLI::App& app, int argc, char** argv);
 
 // Prints "Error: <what>" to stderr unless quiet.
 void report_error(bool quiet, std::string_view what);
+
+// The body of a tool's main(): runs `run`, turning an exception that escaped
+// it into one line on stderr and kExitError (no tool ever dies of one).
+int guarded_main(int (*run)(int, char**), int argc, char** argv);
 // Prints "Error: <what>\nUse '<tool> --help' to see usage." (never quiet).
 void report_usage_error(std::string_view tool, std::string_view what);
 

@@ -377,11 +377,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "Error: " << e.what() << '\n';
-    return kExitError;
-  }
-}
+int main(int argc, char** argv) { return iotbridge::cli::guarded_main(run, argc, argv); }
