@@ -9,6 +9,7 @@
 //   record worker:   N readings or T ms -> fdatasync the write-ahead journal
 //                    -> decode -> insert_many(ignore_duplicate_ids)
 //                    -> trim the write-ahead journal through the batch
+//                       (at most every 200 ms: a trim is a checkpoint fsync)
 //   store failing:   retry with capped exponential backoff, still receiving;
 //                    past spill_threshold queued readings, batches go to the
 //                    disk spool (checksummed records, fsync per batch) and
