@@ -5,9 +5,9 @@
 //
 //   iotbridge-db --store sqlite:iot.db find iot_service sensors '{"value": {"$gt": 24.1}}'
 //       --projection '{"_id": 0, "topic": 1, "value": 1}' --sort '{"value": 1}'
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
@@ -42,14 +42,17 @@ Document parse_json(const std::string& what, const std::string& text) {
 std::string csv_cell(const std::optional<Value>& v) {
   if (!v || v->is_null()) return "";
   std::string text;
-  if (auto s = v->get_if<std::string>()) text = *s;
+  if (auto s = v->get_if<std::string>())
+    text = *s;
   else if (v->is<DateTime>()) {
     text = v->to_json();  // { "$date" : "2020-...Z" }
     auto q1 = text.find('"', text.find(':'));
     auto q2 = text.find('"', q1 + 1);
     if (q1 != std::string::npos && q2 != std::string::npos) text = text.substr(q1 + 1, q2 - q1 - 1);
-  } else if (v->is<ObjectId>()) text = v->as_object_id().to_hex();
-  else text = v->to_json();
+  } else if (v->is<ObjectId>())
+    text = v->as_object_id().to_hex();
+  else
+    text = v->to_json();
   if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
   std::string quoted = "\"";
   for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
@@ -59,8 +62,9 @@ std::string csv_cell(const std::optional<Value>& v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"iotbridge-db: list, query and change the documents of an iotbridge store "
-               "(mongodb://..., sqlite:path.db, sqlite::memory:)"};
+  CLI::App app{
+      "iotbridge-db: list, query and change the documents of an iotbridge store "
+      "(mongodb://..., sqlite:path.db, sqlite::memory:)"};
   app.set_help_all_flag("--help-all", "Help for every verb");
   std::string store_uri;
   app.add_option("--store", store_uri, "Store URI (default: $IOTBRIDGE_STORE)");
@@ -173,8 +177,9 @@ int main(int argc, char** argv) {
     if (store_uri.empty())
       if (const char* env = std::getenv("IOTBRIDGE_STORE")) store_uri = env;
     if (store_uri.empty())
-      throw UsageError("no store given: pass --store URI or set IOTBRIDGE_STORE (e.g. sqlite:iot.db, "
-                       "mongodb://localhost:27017/)");
+      throw UsageError(
+          "no store given: pass --store URI or set IOTBRIDGE_STORE (e.g. sqlite:iot.db, "
+          "mongodb://localhost:27017/)");
     if (capped && size <= 0) throw UsageError("create --capped needs --size BYTES");
     if (!capped && (size || max)) throw UsageError("--size and --max apply to --capped collections");
 
@@ -297,7 +302,8 @@ int main(int argc, char** argv) {
           .append("capped", s.capped)
           .append("nindexes", static_cast<long long>(s.index_count));
       if (s.capped)
-        d.append("maxSize", static_cast<long long>(s.max_size_bytes)).append("max", static_cast<long long>(s.max_documents));
+        d.append("maxSize", static_cast<long long>(s.max_size_bytes))
+            .append("max", static_cast<long long>(s.max_documents));
       fmt::print("{}\n", d.to_pretty_json());
     }
     return 0;

@@ -24,7 +24,7 @@
 #include "iotbridge/store/open.hpp"
 #include "iotbridge/topic.hpp"
 #include "iotbridge/worker.hpp"
-
+#include "json_string.hpp"
 namespace iotbridge::record {
 
 namespace fs = std::filesystem;
@@ -34,26 +34,6 @@ using store::Document;
 // ---- stats ----
 
 namespace {
-
-std::string json_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20)
-          out += fmt::format("\\u{:04x}", c);
-        else
-          out.push_back(static_cast<char>(c));
-    }
-  }
-  return out;
-}
 
 std::string human_bytes(std::uint64_t n) {
   if (n < 1024) return fmt::format("{} B", n);
@@ -65,17 +45,22 @@ std::string human_bytes(std::uint64_t n) {
 }  // namespace
 
 std::string RecorderStats::to_json() const {
+  auto quoted = [](std::string_view text) {
+    std::string out;
+    iotbridge::detail::append_json_string(out, text);
+    return out;
+  };
   return fmt::format(
       "{{\"received\":{},\"replayed\":{},\"stored\":{},\"duplicates\":{},\"rejected\":{},\"pending\":{},"
       "\"ignored\":{},\"numbers\":{},\"json\":{},\"nulls\":{},\"text_fallbacks\":{},\"binary_fallbacks\":{},"
       "\"batches\":{},\"retries\":{},\"spooled\":{},\"unspooled\":{},\"spool_bytes\":{},\"journal_errors\":{},"
       "\"spool_errors\":{},"
       "\"queue_depth\":{},\"queue_capacity\":{},\"queue_high_water\":{},\"connected\":{},\"reconnects\":{},"
-      "\"store_ok\":{},\"last_error\":\"{}\",\"uptime_seconds\":{:.3f}}}",
+      "\"store_ok\":{},\"last_error\":{},\"uptime_seconds\":{:.3f}}}",
       received, replayed, stored, duplicates, rejected, pending, ignored, numbers, json, nulls, text_fallbacks,
       binary_fallbacks, batches, retries, spooled, unspooled, spool_bytes, journal_errors, spool_errors, queue_depth,
       queue_capacity, queue_high_water, connected ? "true" : "false", reconnects, store_ok ? "true" : "false",
-      json_escape(last_error), uptime_seconds);
+      quoted(last_error), uptime_seconds);
 }
 
 std::string RecorderStats::status_line() const {

@@ -4,10 +4,11 @@
 
 #include <charconv>
 #include <cmath>
-#include <ctime>
 #include <cstring>
+#include <ctime>
 
 #include "iotbridge/error.hpp"
+#include "json_string.hpp"
 #include "store/bson_util.hpp"
 
 namespace iotbridge::store {
@@ -148,29 +149,7 @@ namespace {
 // their shortest round-trip form (libbson prints 24.1 as 24.100000000000001421).
 void write_value(std::string& out, const Value& v, JsonMode mode);
 
-void write_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
+void write_string(std::string& out, std::string_view s) { iotbridge::detail::append_json_string(out, s); }
 
 std::string format_double(double d) {
   if (std::isnan(d)) return "NaN";
@@ -244,17 +223,23 @@ void write_value(std::string& out, const Value& v, JsonMode mode) {
     case Type::boolean: out += v.as_bool() ? "true" : "false"; return;
     case Type::string: write_string(out, v.as_string()); return;
     case Type::int32:
-      if (canonical) out += "{ \"$numberInt\" : \"" + std::to_string(v.as_int64()) + "\" }";
-      else out += std::to_string(v.as_int64());
+      if (canonical)
+        out += "{ \"$numberInt\" : \"" + std::to_string(v.as_int64()) + "\" }";
+      else
+        out += std::to_string(v.as_int64());
       return;
     case Type::int64:
-      if (canonical) out += "{ \"$numberLong\" : \"" + std::to_string(v.as_int64()) + "\" }";
-      else out += std::to_string(v.as_int64());
+      if (canonical)
+        out += "{ \"$numberLong\" : \"" + std::to_string(v.as_int64()) + "\" }";
+      else
+        out += std::to_string(v.as_int64());
       return;
     case Type::double_: {
       double d = v.as_double();
-      if (canonical || !std::isfinite(d)) out += "{ \"$numberDouble\" : \"" + format_double(d) + "\" }";
-      else out += format_double(d);
+      if (canonical || !std::isfinite(d))
+        out += "{ \"$numberDouble\" : \"" + format_double(d) + "\" }";
+      else
+        out += format_double(d);
       return;
     }
     case Type::document: write_document(out, v.as_document(), mode); return;
@@ -282,8 +267,10 @@ void write_value(std::string& out, const Value& v, JsonMode mode) {
     case Type::object_id: out += "{ \"$oid\" : \"" + v.as_object_id().to_hex() + "\" }"; return;
     case Type::datetime: {
       std::int64_t ms = v.as_datetime().millis;
-      if (!canonical && ms >= 0 && ms < 253402300800000LL) out += "{ \"$date\" : \"" + iso_date(ms) + "\" }";
-      else out += "{ \"$date\" : { \"$numberLong\" : \"" + std::to_string(ms) + "\" } }";
+      if (!canonical && ms >= 0 && ms < 253402300800000LL)
+        out += "{ \"$date\" : \"" + iso_date(ms) + "\" }";
+      else
+        out += "{ \"$date\" : { \"$numberLong\" : \"" + std::to_string(ms) + "\" } }";
       return;
     }
     case Type::timestamp:
@@ -296,7 +283,8 @@ void write_value(std::string& out, const Value& v, JsonMode mode) {
       bson_t holder;
       bson_init_static(&holder, o.bytes.data(), o.bytes.size());
       size_t len = 0;
-      char* s = canonical ? bson_as_canonical_extended_json(&holder, &len) : bson_as_relaxed_extended_json(&holder, &len);
+      char* s =
+          canonical ? bson_as_canonical_extended_json(&holder, &len) : bson_as_relaxed_extended_json(&holder, &len);
       std::string text = s ? std::string(s, len) : "null";
       bson_free(s);
       auto colon = text.find(" : ");
@@ -319,25 +307,50 @@ std::string Document::to_pretty_json() const {
   std::string in = to_json(JsonMode::relaxed), out;
   int depth = 0;
   bool in_string = false;
-  auto newline = [&] { out += '\n'; out.append(static_cast<size_t>(depth) * 2, ' '); };
+  auto newline = [&] {
+    out += '\n';
+    out.append(static_cast<size_t>(depth) * 2, ' ');
+  };
   for (size_t i = 0; i < in.size(); ++i) {
     char c = in[i];
     if (in_string) {
       out += c;
-      if (c == '\\' && i + 1 < in.size()) out += in[++i];
-      else if (c == '"') in_string = false;
+      if (c == '\\' && i + 1 < in.size())
+        out += in[++i];
+      else if (c == '"')
+        in_string = false;
       continue;
     }
     switch (c) {
-      case '"': in_string = true; out += c; break;
-      case '{': case '[': {
+      case '"':
+        in_string = true;
+        out += c;
+        break;
+      case '{':
+      case '[': {
         char close = c == '{' ? '}' : ']';
         size_t j = in.find_first_not_of(' ', i + 1);
-        if (j != std::string::npos && in[j] == close) { out += c; out += close; i = j; break; }
-        out += c; ++depth; newline(); break;
+        if (j != std::string::npos && in[j] == close) {
+          out += c;
+          out += close;
+          i = j;
+          break;
+        }
+        out += c;
+        ++depth;
+        newline();
+        break;
       }
-      case '}': case ']': --depth; newline(); out += c; break;
-      case ',': out += c; newline(); break;
+      case '}':
+      case ']':
+        --depth;
+        newline();
+        out += c;
+        break;
+      case ',':
+        out += c;
+        newline();
+        break;
       case ' ': break;
       case ':': out += ": "; break;
       default: out += c;
@@ -356,8 +369,7 @@ Document& Document::append(std::string_view key, const Value& value) {
 
 Document& Document::set(std::string_view key, const Value& value) {
   bson_iter_t probe;
-  if (!bson_iter_init(&probe, &impl_->b) ||
-      !bson_iter_find_w_len(&probe, key.data(), static_cast<int>(key.size())))
+  if (!bson_iter_init(&probe, &impl_->b) || !bson_iter_find_w_len(&probe, key.data(), static_cast<int>(key.size())))
     return append(key, value);
   bson_t fresh = BSON_INITIALIZER;
   bson_iter_t it;
@@ -415,7 +427,8 @@ std::vector<std::pair<std::string, Value>> Document::fields() const {
   std::vector<std::pair<std::string, Value>> out;
   bson_iter_t it;
   bson_iter_init(&it, &impl_->b);
-  while (bson_iter_next(&it)) out.emplace_back(std::string(bson_iter_key(&it), bson_iter_key_len(&it)), value_from_iter(&it));
+  while (bson_iter_next(&it))
+    out.emplace_back(std::string(bson_iter_key(&it), bson_iter_key_len(&it)), value_from_iter(&it));
   return out;
 }
 
@@ -492,16 +505,15 @@ bool operator==(const Array& a, const Array& b) { return a.values_ == b.values_;
 // ---- Value ------------------------------------------------------------------
 
 Type Value::type() const noexcept {
-  static constexpr Type kTypes[] = {Type::null,     Type::double_, Type::int32,     Type::int64,    Type::string,
-                                    Type::boolean,  Type::document, Type::array,    Type::binary,   Type::object_id,
+  static constexpr Type kTypes[] = {Type::null,     Type::double_,   Type::int32, Type::int64,  Type::string,
+                                    Type::boolean,  Type::document,  Type::array, Type::binary, Type::object_id,
                                     Type::datetime, Type::timestamp, Type::other};
   return kTypes[v_.index()];
 }
 
 namespace {
 [[noreturn]] void type_mismatch(const Value& v, const char* wanted) {
-  throw Error(ErrorCategory::store,
-              std::string("value is ") + std::string(to_string(v.type())) + ", not " + wanted);
+  throw Error(ErrorCategory::store, std::string("value is ") + std::string(to_string(v.type())) + ", not " + wanted);
 }
 }  // namespace
 
@@ -517,10 +529,10 @@ std::int64_t Value::as_int64() const {
   if (auto p = get_if<double>()) return static_cast<std::int64_t>(*p);
   type_mismatch(*this, "a number");
 }
-#define IOTB_AS(Ret, T, name, what) \
-  Ret Value::name() const {          \
+#define IOTB_AS(Ret, T, name, what)      \
+  Ret Value::name() const {              \
     if (auto p = get_if<T>()) return *p; \
-    type_mismatch(*this, what);      \
+    type_mismatch(*this, what);          \
   }
 IOTB_AS(const std::string&, std::string, as_string, "a string")
 IOTB_AS(bool, bool, as_bool, "a bool")
@@ -545,9 +557,15 @@ namespace detail {
 int type_rank(bson_type_t t) {
   switch (t) {
     case BSON_TYPE_MINKEY: return 0;
-    case BSON_TYPE_NULL: case BSON_TYPE_UNDEFINED: case BSON_TYPE_EOD: return 1;
-    case BSON_TYPE_DOUBLE: case BSON_TYPE_INT32: case BSON_TYPE_INT64: case BSON_TYPE_DECIMAL128: return 2;
-    case BSON_TYPE_UTF8: case BSON_TYPE_SYMBOL: return 3;
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_UNDEFINED:
+    case BSON_TYPE_EOD: return 1;
+    case BSON_TYPE_DOUBLE:
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+    case BSON_TYPE_DECIMAL128: return 2;
+    case BSON_TYPE_UTF8:
+    case BSON_TYPE_SYMBOL: return 3;
     case BSON_TYPE_DOCUMENT: return 4;
     case BSON_TYPE_ARRAY: return 5;
     case BSON_TYPE_BINARY: return 6;
@@ -564,7 +582,9 @@ int type_rank(bson_type_t t) {
 int type_rank(Type t) {
   switch (t) {
     case Type::null: return 1;
-    case Type::double_: case Type::int32: case Type::int64: return 2;
+    case Type::double_:
+    case Type::int32:
+    case Type::int64: return 2;
     case Type::string: return 3;
     case Type::document: return 4;
     case Type::array: return 5;
@@ -647,13 +667,18 @@ void append_value(bson_t* dest, std::string_view key, const Value& value) {
   bool ok = std::visit(
       [&](const auto& v) -> bool {
         using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, Null>) return bson_append_null(dest, k, kl);
-        else if constexpr (std::is_same_v<T, double>) return bson_append_double(dest, k, kl, v);
-        else if constexpr (std::is_same_v<T, std::int32_t>) return bson_append_int32(dest, k, kl, v);
-        else if constexpr (std::is_same_v<T, std::int64_t>) return bson_append_int64(dest, k, kl, v);
+        if constexpr (std::is_same_v<T, Null>)
+          return bson_append_null(dest, k, kl);
+        else if constexpr (std::is_same_v<T, double>)
+          return bson_append_double(dest, k, kl, v);
+        else if constexpr (std::is_same_v<T, std::int32_t>)
+          return bson_append_int32(dest, k, kl, v);
+        else if constexpr (std::is_same_v<T, std::int64_t>)
+          return bson_append_int64(dest, k, kl, v);
         else if constexpr (std::is_same_v<T, std::string>)
           return bson_append_utf8(dest, k, kl, v.data(), static_cast<int>(v.size()));
-        else if constexpr (std::is_same_v<T, bool>) return bson_append_bool(dest, k, kl, v);
+        else if constexpr (std::is_same_v<T, bool>)
+          return bson_append_bool(dest, k, kl, v);
         else if constexpr (std::is_same_v<T, Document>) {
           bson_t child = view(v);
           return bson_append_document(dest, k, kl, &child);
@@ -672,7 +697,8 @@ void append_value(bson_t* dest, std::string_view key, const Value& value) {
           bson_oid_t oid;
           std::memcpy(oid.bytes, v.bytes.data(), 12);
           return bson_append_oid(dest, k, kl, &oid);
-        } else if constexpr (std::is_same_v<T, DateTime>) return bson_append_date_time(dest, k, kl, v.millis);
+        } else if constexpr (std::is_same_v<T, DateTime>)
+          return bson_append_date_time(dest, k, kl, v.millis);
         else if constexpr (std::is_same_v<T, Timestamp>)
           return bson_append_timestamp(dest, k, kl, v.seconds, v.increment);
         else {
@@ -709,7 +735,9 @@ int compare(const Value& a, const Value& b) {
   if (ra != rb) return cmp3(ra, rb);
   switch (a.type()) {
     case Type::null: return 0;
-    case Type::double_: case Type::int32: case Type::int64: return compare_numbers(a, b);
+    case Type::double_:
+    case Type::int32:
+    case Type::int64: return compare_numbers(a, b);
     case Type::string: {
       int c = a.as_string().compare(b.as_string());
       return c < 0 ? -1 : (c > 0 ? 1 : 0);

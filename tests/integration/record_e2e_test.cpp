@@ -387,7 +387,7 @@ TEST_CASE("recorder: drives a client it is given (connected already, as iotbridg
   MosquittoServer broker;
   TempDir dir;
   auto db = std::shared_ptr<store::DocumentStore>(store::open_store("sqlite:" + (dir / "r.db").string()));
-  std::shared_ptr<mqtt::Client> client = mqtt::make_mosquitto_client(record_broker_options(broker));
+  std::shared_ptr<mqtt::Client> client = mqtt::make_mosquitto_client(broker_options(broker));
   client->connect();
   auto opts = recorder_options(broker, dir / "spool", {"iot/given/#"});
   {

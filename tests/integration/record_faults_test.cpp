@@ -30,7 +30,7 @@ class StreamPublisher {
   StreamPublisher(const MosquittoServer& broker, int n, std::string client_id = {}, int per_ms = 1)
       : thread_([this, &broker, n, client_id, per_ms] {
           try {
-            auto o = record_broker_options(broker, client_id);
+            auto o = broker_options(broker, client_id);
             if (!client_id.empty()) o.clean_session = false;
             o.max_queued = 5000;
             o.max_inflight = 50;

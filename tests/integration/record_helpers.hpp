@@ -16,27 +16,17 @@
 #include "iotbridge/mqtt/mosquitto.hpp"
 #include "iotbridge/record/recorder.hpp"
 #include "iotbridge/store/open.hpp"
+#include "mqtt_helpers.hpp"
 #include "servers.hpp"
 
 namespace iotbridge::test {
-
-inline mqtt::Options record_broker_options(const MosquittoServer& server, std::string client_id = {}) {
-  mqtt::Options o;
-  o.host = server.host();
-  o.port = server.port();
-  o.client_id = std::move(client_id);
-  o.connect_timeout = std::chrono::seconds(10);
-  o.reconnect_delay_min = std::chrono::milliseconds(100);
-  o.reconnect_delay_max = std::chrono::milliseconds(500);
-  return o;
-}
 
 inline record::RecorderOptions recorder_options(const MosquittoServer& server, const fs::path& spool,
                                                 std::vector<std::string> filters = {"iot/#"}) {
   record::RecorderOptions o;
   o.filters = std::move(filters);
   o.qos = 1;
-  o.mqtt = record_broker_options(server);
+  o.mqtt = broker_options(server);
   o.spool_dir = spool;
   o.batch_size = 200;
   o.flush_interval = std::chrono::milliseconds(20);
@@ -52,7 +42,7 @@ inline record::RecorderOptions recorder_options(const MosquittoServer& server, c
 class Publisher {
  public:
   explicit Publisher(const MosquittoServer& server, std::string client_id = {}) {
-    auto o = record_broker_options(server, std::move(client_id));
+    auto o = broker_options(server, std::move(client_id));
     o.max_queued = 5000;
     o.max_inflight = 100;
     client_ = mqtt::make_mosquitto_client(o);
