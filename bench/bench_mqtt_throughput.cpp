@@ -30,7 +30,7 @@ struct Args {
   int qos = 0;
   long count = 200000;
   std::size_t size = 16;
-  std::size_t inflight = 20;    // the library defaults
+  std::size_t inflight = 20;  // the library defaults
   std::size_t queued = 1000;
 };
 
@@ -45,13 +45,20 @@ Args parse(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (k == "--host") a.host = next();
-    else if (k == "--port") a.port = std::stoi(next());
-    else if (k == "--qos") a.qos = std::stoi(next());
-    else if (k == "--count") a.count = std::stol(next());
-    else if (k == "--size") a.size = std::stoul(next());
-    else if (k == "--inflight") a.inflight = std::stoul(next());
-    else if (k == "--queued") a.queued = std::stoul(next());
+    if (k == "--host")
+      a.host = next();
+    else if (k == "--port")
+      a.port = std::stoi(next());
+    else if (k == "--qos")
+      a.qos = std::stoi(next());
+    else if (k == "--count")
+      a.count = std::stol(next());
+    else if (k == "--size")
+      a.size = std::stoul(next());
+    else if (k == "--inflight")
+      a.inflight = std::stoul(next());
+    else if (k == "--queued")
+      a.queued = std::stoul(next());
     else {
       std::fprintf(stderr,
                    "usage: %s --port P [--host H] [--qos Q] [--count N] [--size B] [--inflight N] [--queued N]\n",

@@ -175,17 +175,20 @@ PropertyList make_properties(const Properties& in) {
   auto check = [&](int rc, const char* what) {
     guard.reset(list);
     if (rc != MOSQ_ERR_SUCCESS)
-      throw Error(ErrorCategory::mqtt, std::string("invalid MQTT 5 property ") + what + ": " + mosquitto_strerror(rc), rc);
+      throw Error(ErrorCategory::mqtt, std::string("invalid MQTT 5 property ") + what + ": " + mosquitto_strerror(rc),
+                  rc);
     guard.release();
   };
-  if (in.content_type) check(mosquitto_property_add_string(&list, MQTT_PROP_CONTENT_TYPE, in.content_type->c_str()), "content type");
+  if (in.content_type)
+    check(mosquitto_property_add_string(&list, MQTT_PROP_CONTENT_TYPE, in.content_type->c_str()), "content type");
   if (in.response_topic) {
     if (auto problem = topic_problem(*in.response_topic))
       throw Error(ErrorCategory::topic, "invalid response topic '" + printable(*in.response_topic) + "': " + *problem);
     check(mosquitto_property_add_string(&list, MQTT_PROP_RESPONSE_TOPIC, in.response_topic->c_str()), "response topic");
   }
   if (in.correlation_data) {
-    if (in.correlation_data->size() > 65535) throw Error(ErrorCategory::mqtt, "correlation data longer than 65535 bytes");
+    if (in.correlation_data->size() > 65535)
+      throw Error(ErrorCategory::mqtt, "correlation data longer than 65535 bytes");
     check(mosquitto_property_add_binary(&list, MQTT_PROP_CORRELATION_DATA, in.correlation_data->data(),
                                         static_cast<uint16_t>(in.correlation_data->size())),
           "correlation data");
@@ -285,8 +288,9 @@ class MosquittoClient final : public Client {
 
   ConnectResult connect() override {
     if (t_network_owner == this)
-      throw Error(ErrorCategory::config,
-                  "connect() cannot wait for the broker on the network thread (inside a callback); use connect_async()");
+      throw Error(
+          ErrorCategory::config,
+          "connect() cannot wait for the broker on the network thread (inside a callback); use connect_async()");
     std::unique_lock lock(state_mutex_);
     if (connected_) return last_connect_;
     ++attempt_;
@@ -324,10 +328,10 @@ class MosquittoClient final : public Client {
     // Failed: leave the client disconnected and not retrying.
     want_connected_ = false;
     reconnect_due_ = false;
-    std::string why = outcome_.done ? outcome_.error
-                                    : "no answer from the broker within " +
-                                          std::to_string(options_.connect_timeout.count()) +
-                                          " ms (Options::connect_timeout)";
+    std::string why = outcome_.done
+                          ? outcome_.error
+                          : "no answer from the broker within " + std::to_string(options_.connect_timeout.count()) +
+                                " ms (Options::connect_timeout)";
     int code = outcome_.done ? outcome_.code : MOSQ_ERR_TIMEOUT;
     bool open = socket_open_;
     lock.unlock();
@@ -483,12 +487,12 @@ class MosquittoClient final : public Client {
                         const Properties& properties) override {
     if (auto problem = topic_problem(topic))
       throw Error(ErrorCategory::topic, "cannot publish to '" + printable(topic) + "': " + *problem);
-    if (qos < 0 || qos > 2)
-      throw Error(ErrorCategory::config, "QoS must be 0, 1 or 2, not " + std::to_string(qos));
+    if (qos < 0 || qos > 2) throw Error(ErrorCategory::config, "QoS must be 0, 1 or 2, not " + std::to_string(qos));
     if (payload.size() > options_.max_payload_size)
-      throw Error(ErrorCategory::mqtt, "payload of " + std::to_string(payload.size()) + " bytes exceeds the limit of " +
-                                           std::to_string(options_.max_payload_size) +
-                                           " bytes (Options::max_payload_size); nothing was sent",
+      throw Error(ErrorCategory::mqtt,
+                  "payload of " + std::to_string(payload.size()) + " bytes exceeds the limit of " +
+                      std::to_string(options_.max_payload_size) +
+                      " bytes (Options::max_payload_size); nothing was sent",
                   MOSQ_ERR_PAYLOAD_SIZE);
     PropertyList props;
     if (options_.protocol == Protocol::v5 && !properties.empty()) props = make_properties(properties);
@@ -498,8 +502,8 @@ class MosquittoClient final : public Client {
     if (qos > 0) acquire_slot();
     std::string topic_z(topic);
     int mid = 0;
-    int rc = mosquitto_publish_v5(mosq_.get(), &mid, topic_z.c_str(), static_cast<int>(payload.size()),
-                                  payload.data(), qos, retain, props.get());
+    int rc = mosquitto_publish_v5(mosq_.get(), &mid, topic_z.c_str(), static_cast<int>(payload.size()), payload.data(),
+                                  qos, retain, props.get());
     // QoS 1/2 while disconnected: libmosquitto keeps the message and sends it
     // after the next CONNACK, so that counts as accepted.
     bool accepted = rc == MOSQ_ERR_SUCCESS || (rc == MOSQ_ERR_NO_CONN && qos > 0 && mid != 0);
@@ -682,7 +686,7 @@ class MosquittoClient final : public Client {
 
   void configure() {
     mosquitto* m = mosq_.get();
-    int protocol = options_.protocol == Protocol::v31 ? MQTT_PROTOCOL_V31
+    int protocol = options_.protocol == Protocol::v31  ? MQTT_PROTOCOL_V31
                    : options_.protocol == Protocol::v5 ? MQTT_PROTOCOL_V5
                                                        : MQTT_PROTOCOL_V311;
     must(mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, protocol), "protocol version");
@@ -695,9 +699,9 @@ class MosquittoClient final : public Client {
            "user name and password");
     if (options_.will) {
       const Will& w = *options_.will;
-      must(mosquitto_will_set(m, w.topic.c_str(), static_cast<int>(w.payload.size()), w.payload.data(), w.qos,
-                              w.retain),
-           "will");
+      must(
+          mosquitto_will_set(m, w.topic.c_str(), static_cast<int>(w.payload.size()), w.payload.data(), w.qos, w.retain),
+          "will");
     }
     if (options_.tls.enabled) configure_tls();
     mosquitto_connect_v5_callback_set(m, &MosquittoClient::on_connect_cb);
@@ -717,7 +721,8 @@ class MosquittoClient final : public Client {
     }
     if (t.cert_file.empty() != t.key_file.empty())
       throw Error(ErrorCategory::config, "TLS client certificate and key must be given together");
-    if (t.ca_file.empty() && t.ca_dir.empty()) must(mosquitto_int_option(m, MOSQ_OPT_TLS_USE_OS_CERTS, 1), "system CAs");
+    if (t.ca_file.empty() && t.ca_dir.empty())
+      must(mosquitto_int_option(m, MOSQ_OPT_TLS_USE_OS_CERTS, 1), "system CAs");
     must(mosquitto_tls_set(m, t.ca_file.empty() ? nullptr : t.ca_file.c_str(),
                            t.ca_dir.empty() ? nullptr : t.ca_dir.c_str(),
                            t.cert_file.empty() ? nullptr : t.cert_file.c_str(),
@@ -878,18 +883,17 @@ class MosquittoClient final : public Client {
     }
     switch (rc) {
       case MOSQ_ERR_ERRNO:
-        if (err == ECONNREFUSED) return "connection refused: nothing accepts connections there (is the broker running?)";
+        if (err == ECONNREFUSED)
+          return "connection refused: nothing accepts connections there (is the broker running?)";
         if (err == 0) return "connection closed" + (detail.empty() ? std::string() : " (" + detail + ")");
         return std::string(std::strerror(err)) + (detail.empty() ? "" : " (" + detail + ")");
-      case MOSQ_ERR_EAI:
-        return "cannot resolve host name '" + options_.host + "': " + gai_strerror(err);
+      case MOSQ_ERR_EAI: return "cannot resolve host name '" + options_.host + "': " + gai_strerror(err);
       case MOSQ_ERR_TLS:
       case MOSQ_ERR_TLS_HANDSHAKE:
         return "TLS handshake failed: " + (detail.empty() ? std::string("no detail from OpenSSL") : detail);
       case MOSQ_ERR_CONN_LOST:
         return "the broker closed the connection" + (detail.empty() ? std::string() : " (" + detail + ")");
-      case MOSQ_ERR_KEEPALIVE:
-        return "no answer from the broker within the keepalive interval";
+      case MOSQ_ERR_KEEPALIVE: return "no answer from the broker within the keepalive interval";
       default:
         if (rc >= 0x80) return connack_words(rc) + " (reason " + hex_code(rc) + ")";
         return lowercase_first(mosquitto_strerror(rc)) + (detail.empty() ? "" : " (" + detail + ")");
@@ -970,8 +974,9 @@ class MosquittoClient final : public Client {
     } else {
       std::lock_guard lock(state_mutex_);
       if (attempt_active_ && !outcome_.done)
-        outcome_ = Outcome{true, false, result, "the broker refused the connection: " + result.reason +
-                                                    " (CONNACK code " + (rc >= 0x80 ? hex_code(rc) : std::to_string(rc)) + ")",
+        outcome_ = Outcome{true, false, result,
+                           "the broker refused the connection: " + result.reason + " (CONNACK code " +
+                               (rc >= 0x80 ? hex_code(rc) : std::to_string(rc)) + ")",
                            rc};
       state_cv_.notify_all();
     }
@@ -986,8 +991,7 @@ class MosquittoClient final : public Client {
       connected_ = false;
       connected_flag_ = false;
       socket_open_ = false;
-      if (attempt_active_ && !outcome_.done)
-        outcome_ = Outcome{true, false, {}, describe(rc, err), rc};
+      if (attempt_active_ && !outcome_.done) outcome_ = Outcome{true, false, {}, describe(rc, err), rc};
       if (!attempt_active_ && want_connected_ && options_.auto_reconnect) schedule_reconnect_locked();
     }
     state_cv_.notify_all();
@@ -1006,7 +1010,8 @@ class MosquittoClient final : public Client {
   void handle_message(const mosquitto_message* m, const mosquitto_property* props) {
     Message msg;
     msg.topic = m->topic ? m->topic : "";
-    if (m->payloadlen > 0) msg.payload.assign(static_cast<const char*>(m->payload), static_cast<std::size_t>(m->payloadlen));
+    if (m->payloadlen > 0)
+      msg.payload.assign(static_cast<const char*>(m->payload), static_cast<std::size_t>(m->payloadlen));
     msg.qos = m->qos;
     msg.retain = m->retain;
     msg.mid = m->mid;
@@ -1041,8 +1046,10 @@ class MosquittoClient final : public Client {
     std::shared_ptr<const MessageHandler> fallback;
     {
       std::lock_guard lock(cb_mutex_);
-      if (consuming_) queue = queue_;
-      else fallback = message_cb_;
+      if (consuming_)
+        queue = queue_;
+      else
+        fallback = message_cb_;
     }
     if (queue) {
       if (!queue->push(std::move(msg), t_network_stop))
@@ -1157,8 +1164,8 @@ class MosquittoClient final : public Client {
     std::vector<char*> list;
     for (const auto& f : filters) list.push_back(const_cast<char*>(f.c_str()));
     int mid = 0;
-    int rc = mosquitto_subscribe_multiple(mosq_.get(), &mid, static_cast<int>(list.size()), list.data(), qos, 0,
-                                          nullptr);
+    int rc =
+        mosquitto_subscribe_multiple(mosq_.get(), &mid, static_cast<int>(list.size()), list.data(), qos, 0, nullptr);
     if (rc == MOSQ_ERR_SUCCESS) {
       pending_subs_[mid] = filters;
     } else if (rc != MOSQ_ERR_NO_CONN) {

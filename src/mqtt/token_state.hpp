@@ -17,7 +17,7 @@ struct TokenState {
   int mid = 0;
   bool done = false;
   int reason_code = 0;
-  std::vector<int> granted;  // subscribe: one per filter
+  std::vector<int> granted;   // subscribe: one per filter
   std::size_t remaining = 0;  // subscribe: filters still waiting for a SUBACK
   std::optional<std::string> error;
 

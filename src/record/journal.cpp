@@ -49,9 +49,9 @@ std::uint32_t mask(std::uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa
 constexpr char kSegmentMagic[8] = {'I', 'O', 'T', 'B', 'J', 'R', 'N', 'L'};
 constexpr char kCheckpointMagic[8] = {'I', 'O', 'T', 'B', 'C', 'K', 'P', 'T'};
 constexpr std::uint32_t kVersion = 1;
-constexpr std::size_t kHeaderBytes = 32;      // magic, version, reserved, base, reserved, crc
-constexpr std::size_t kFrameHeaderBytes = 8;  // length, masked crc
-constexpr std::size_t kCheckpointBytes = 24;  // magic, consumed, version, crc
+constexpr std::size_t kHeaderBytes = 32;            // magic, version, reserved, base, reserved, crc
+constexpr std::size_t kFrameHeaderBytes = 8;        // length, masked crc
+constexpr std::size_t kCheckpointBytes = 24;        // magic, consumed, version, crc
 constexpr std::size_t kCheckpointSlotStride = 512;  // one slot per disk sector
 constexpr std::size_t kCheckpointFileBytes = 2 * kCheckpointSlotStride;
 constexpr std::size_t kMaxProblems = 1000;
@@ -127,7 +127,8 @@ class FileSource {
 
  private:
   void fill(std::uint64_t offset, std::size_t n) {
-    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(std::max<std::size_t>(n, kChunk), size_ - offset));
+    std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(std::max<std::size_t>(n, kChunk), size_ - offset));
     if (buffer_.size() < want) buffer_.resize(want);
     std::size_t got = 0;
     while (got < want) {
@@ -135,8 +136,10 @@ class FileSource {
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) {
         int err = errno;
-        throw Error(ErrorCategory::io, "journal " + path_.string() + ": read failed at offset " +
-                                           std::to_string(offset + got) + ": " + std::strerror(err), err);
+        throw Error(ErrorCategory::io,
+                    "journal " + path_.string() + ": read failed at offset " + std::to_string(offset + got) + ": " +
+                        std::strerror(err),
+                    err);
       }
       if (r == 0) {  // shrank under us: treat the rest as zeros, which never validate
         std::memset(buffer_.data() + got, 0, want - got);
@@ -413,13 +416,13 @@ struct Journal::Impl {
   // The last segment, open for appends (null until the first append after a
   // retire). Shared so that sync() can fdatasync it without holding the mutex.
   std::shared_ptr<Fd> active_fd;
-  std::mutex trim_mutex;  // serialises trims; taken before `mutex`
-  std::uint64_t write_gen = 0;   // appends so far
-  std::uint64_t synced_gen = 0;  // appends known to be on disk
+  std::mutex trim_mutex;                // serialises trims; taken before `mutex`
+  std::uint64_t write_gen = 0;          // appends so far
+  std::uint64_t synced_gen = 0;         // appends known to be on disk
   std::vector<std::byte> frame_buffer;  // small frames go out in one write()
   std::vector<Segment> segments;
-  bool dir_dirty = false;     // a segment created since the last directory fsync
-  bool broken = false;        // a failed write could not be undone: appends refused
+  bool dir_dirty = false;  // a segment created since the last directory fsync
+  bool broken = false;     // a failed write could not be undone: appends refused
   std::uint64_t next_seq = 1;
   std::uint64_t consumed = 0;
   std::uint64_t bytes_on_disk = 0;
@@ -462,7 +465,9 @@ struct Journal::Impl {
       throw Error(ErrorCategory::config, "journal segment_bytes must be at least 40");
     std::error_code ec;
     fs::create_directories(dir, ec);
-    if (ec) throw Error(ErrorCategory::io, "journal " + dir.string() + ": cannot create the directory: " + ec.message(), ec.value());
+    if (ec)
+      throw Error(ErrorCategory::io, "journal " + dir.string() + ": cannot create the directory: " + ec.message(),
+                  ec.value());
     dir_fd = Fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir_fd) throw_io(dir, "cannot open the directory", errno);
     fs::path lock_path = dir / (options.prefix + ".lock");
@@ -471,7 +476,8 @@ struct Journal::Impl {
     if (::flock(lock_fd.get(), LOCK_EX | LOCK_NB) != 0) {
       int err = errno;
       if (err == EWOULDBLOCK)
-        throw Error(ErrorCategory::io, "journal " + dir.string() + " is already open (in this or another process)", err);
+        throw Error(ErrorCategory::io, "journal " + dir.string() + " is already open (in this or another process)",
+                    err);
       throw_io(lock_path, "cannot lock", err);
     }
     read_checkpoint();
@@ -554,7 +560,9 @@ struct Journal::Impl {
       if (size_ec) continue;
       found.push_back({base, it->path(), size});
     }
-    if (ec) throw Error(ErrorCategory::io, "journal " + dir.string() + ": cannot list the directory: " + ec.message(), ec.value());
+    if (ec)
+      throw Error(ErrorCategory::io, "journal " + dir.string() + ": cannot list the directory: " + ec.message(),
+                  ec.value());
     std::sort(found.begin(), found.end(), [](const Segment& a, const Segment& b) { return a.base < b.base; });
 
     // Headers: a short or all-zero header on the newest segment is a crash
@@ -569,7 +577,8 @@ struct Journal::Impl {
         Fd fd(::open(s.path.c_str(), O_RDONLY | O_CLOEXEC));
         if (fd) n = ::pread(fd.get(), h, kHeaderBytes, 0);
       }
-      if (n == static_cast<ssize_t>(kHeaderBytes) && parse_header(std::span<const std::byte>(h, kHeaderBytes)) == s.base) {
+      if (n == static_cast<ssize_t>(kHeaderBytes) &&
+          parse_header(std::span<const std::byte>(h, kHeaderBytes)) == s.base) {
         good.push_back(s);
         continue;
       }
@@ -584,7 +593,8 @@ struct Journal::Impl {
       }
       fs::path aside = s.path.string() + ".corrupt";
       std::uint64_t lost = 0;
-      if (!last && found[i + 1].base > std::max(s.base, consumed + 1)) lost = found[i + 1].base - std::max(s.base, consumed + 1);
+      if (!last && found[i + 1].base > std::max(s.base, consumed + 1))
+        lost = found[i + 1].base - std::max(s.base, consumed + 1);
       ::rename(s.path.c_str(), aside.c_str());
       report({JournalProblemKind::bad_segment_header, s.path, 0, s.bytes, lost,
               "journal segment " + s.path.string() + " has a bad header at offset 0; moved aside to " +
@@ -615,7 +625,8 @@ struct Journal::Impl {
     if (!r.clean_end) {
       bool torn = r.torn || zeros_to_end(src, r.valid_end);
       std::uint64_t dropped = s.bytes - r.valid_end;
-      if (::ftruncate(fd.get(), static_cast<off_t>(r.valid_end)) != 0) throw_io(s.path, "cannot truncate a torn tail", errno);
+      if (::ftruncate(fd.get(), static_cast<off_t>(r.valid_end)) != 0)
+        throw_io(s.path, "cannot truncate a torn tail", errno);
       if (options.fsync)
         if (int err = fsync_fd(fd.get(), true)) throw_io(s.path, "fdatasync failed", err);
       s.bytes = r.valid_end;
@@ -679,20 +690,23 @@ struct Journal::Impl {
 
   [[noreturn]] void throw_full(std::uint64_t needed) {
     throw Error(ErrorCategory::io,
-                "journal " + dir.string() + ": spool is full (max_bytes " + std::to_string(options.max_bytes) +
-                    ", " + std::to_string(bytes_on_disk) + " bytes in use, the record needs " +
-                    std::to_string(needed) + "); trim consumed records or slow intake",
+                "journal " + dir.string() + ": spool is full (max_bytes " + std::to_string(options.max_bytes) + ", " +
+                    std::to_string(bytes_on_disk) + " bytes in use, the record needs " + std::to_string(needed) +
+                    "); trim consumed records or slow intake",
                 ENOSPC);
   }
 
   std::uint64_t append(std::span<const std::byte> payload) {
     if (payload.size() > UINT32_MAX - kFrameHeaderBytes)
-      throw Error(ErrorCategory::config, "journal record of " + std::to_string(payload.size()) + " bytes is too large (4 GiB max)");
+      throw Error(ErrorCategory::config,
+                  "journal record of " + std::to_string(payload.size()) + " bytes is too large (4 GiB max)");
     if (broken)
-      throw Error(ErrorCategory::io, "journal " + dir.string() + ": an earlier failed write could not be undone; reopen the journal", EIO);
+      throw Error(ErrorCategory::io,
+                  "journal " + dir.string() + ": an earlier failed write could not be undone; reopen the journal", EIO);
     const std::uint64_t frame = kFrameHeaderBytes + payload.size();
     auto needs_new = [&] {
-      return !active_fd || (segments.back().bytes + frame > options.segment_bytes && segments.back().bytes > kHeaderBytes);
+      return !active_fd ||
+             (segments.back().bytes + frame > options.segment_bytes && segments.back().bytes > kHeaderBytes);
     };
     if (options.max_bytes) {
       auto projected = [&] { return bytes_on_disk + frame + (needs_new() ? kHeaderBytes : 0); };
@@ -805,7 +819,8 @@ struct Journal::Impl {
   }
 };
 
-Journal::Journal(fs::path dir, JournalOptions options, JournalProblemHandler on_problem) : impl_(std::make_unique<Impl>()) {
+Journal::Journal(fs::path dir, JournalOptions options, JournalProblemHandler on_problem)
+    : impl_(std::make_unique<Impl>()) {
   impl_->dir = std::move(dir);
   impl_->options = std::move(options);
   impl_->on_problem = std::move(on_problem);
@@ -871,7 +886,7 @@ std::uint64_t Journal::replay(const JournalVisitor& visit, std::uint64_t from) {
     }
     std::uint64_t size = s.bytes;
     if (i + 1 < segments.size()) {
-      struct stat st{};
+      struct stat st {};
       if (::fstat(fd.get(), &st) == 0) size = static_cast<std::uint64_t>(st.st_size);
     }
     if (s.base > expected) {
@@ -888,8 +903,8 @@ std::uint64_t Journal::replay(const JournalVisitor& visit, std::uint64_t from) {
     if (!r.header_ok) {
       std::uint64_t lost = limit > std::max(s.base, start) ? limit - std::max(s.base, start) : 0;
       report({JournalProblemKind::bad_segment_header, s.path, 0, size, lost,
-              "journal segment " + s.path.string() + " has a bad header at offset 0; skipped, " +
-                  std::to_string(lost) + " records lost"});
+              "journal segment " + s.path.string() + " has a bad header at offset 0; skipped, " + std::to_string(lost) +
+                  " records lost"});
       expected = std::max(expected, limit);
       continue;
     }
@@ -907,8 +922,9 @@ std::uint64_t Journal::replay(const JournalVisitor& visit, std::uint64_t from) {
       std::uint64_t lost = limit - std::max(end, start);  // limit > start here
       if (lost)
         report({JournalProblemKind::missing_records, s.path, r.valid_end, 0, lost,
-                "journal segment " + s.path.string() + " ends at record " + std::to_string(end - 1) + " but the next starts at " +
-                    std::to_string(limit) + "; " + std::to_string(lost) + " records missing"});
+                "journal segment " + s.path.string() + " ends at record " + std::to_string(end - 1) +
+                    " but the next starts at " + std::to_string(limit) + "; " + std::to_string(lost) +
+                    " records missing"});
       expected = std::max(expected, limit);
       continue;
     }

@@ -68,7 +68,8 @@ struct Pool {
 // A client leased from the pool for one operation.
 class Lease {
  public:
-  explicit Lease(std::shared_ptr<Pool> pool) : pool_(std::move(pool)), client_(mongoc_client_pool_pop(pool_->pool.get())) {}
+  explicit Lease(std::shared_ptr<Pool> pool)
+      : pool_(std::move(pool)), client_(mongoc_client_pool_pop(pool_->pool.get())) {}
   ~Lease() {
     if (client_) mongoc_client_pool_push(pool_->pool.get(), client_);
   }
@@ -510,8 +511,8 @@ std::unique_ptr<DocumentStore> open_mongo(const std::string& uri_text) {
   bson_error_t err;
   pool->uri.reset(mongoc_uri_new_with_error(uri_text.c_str(), &err));
   if (!pool->uri)
-    throw Error(ErrorCategory::config,
-                "bad MongoDB URI '" + pool->description + "': " + redact_uri(err.message), static_cast<int>(err.code));
+    throw Error(ErrorCategory::config, "bad MongoDB URI '" + pool->description + "': " + redact_uri(err.message),
+                static_cast<int>(err.code));
   mongoc_uri_t* u = pool->uri.get();
   if (!mongoc_uri_has_option(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
     mongoc_uri_set_option_as_int32(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, kDefaultServerSelectionTimeoutMs);
@@ -523,7 +524,8 @@ std::unique_ptr<DocumentStore> open_mongo(const std::string& uri_text) {
     pool->hosts += (pool->hosts.empty() ? "" : ",") + std::string(h->host_and_port);
   if (pool->hosts.empty()) pool->hosts = pool->description;
   pool->pool.reset(mongoc_client_pool_new(u));
-  if (!pool->pool) throw Error(ErrorCategory::config, "cannot create a MongoDB client pool for '" + pool->description + "'");
+  if (!pool->pool)
+    throw Error(ErrorCategory::config, "cannot create a MongoDB client pool for '" + pool->description + "'");
   mongoc_client_pool_set_error_api(pool->pool.get(), MONGOC_ERROR_API_VERSION_2);
   mongoc_client_pool_set_appname(pool->pool.get(), "iotbridge");
   return std::make_unique<MongoStore>(std::move(pool));

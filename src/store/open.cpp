@@ -18,7 +18,8 @@ std::string redact_uri(std::string_view uri_in) {
     auto at = uri.rfind('@', path_start == std::string::npos ? std::string::npos : path_start);
     if (at != std::string::npos && at >= host_start) {
       auto colon = uri.find(':', host_start);
-      if (colon != std::string::npos && colon < at) uri.replace(colon + 1, at - colon - 1, "***");
+      if (colon != std::string::npos && colon < at)
+        uri.replace(colon + 1, at - colon - 1, "***");
       else if (colon == std::string::npos || colon > at) {
         // user only (x509 / kerberos): nothing secret, keep it
       }
@@ -57,8 +58,8 @@ std::unique_ptr<DocumentStore> open_store(const std::string& uri) {
     std::string path = uri.substr(7);
     if (path.rfind("//", 0) == 0) path = path.substr(2);  // sqlite://file.db is accepted too
     if (path.empty())
-      throw Error(ErrorCategory::config, "store URI '" + uri +
-                                             "' names no file: use sqlite:path/to/file.db or sqlite::memory:");
+      throw Error(ErrorCategory::config,
+                  "store URI '" + uri + "' names no file: use sqlite:path/to/file.db or sqlite::memory:");
     return detail::open_sqlite(path, uri);
   }
   auto colon = uri.find(':');

@@ -104,7 +104,8 @@ bool match_operator(const std::vector<Value>& found, const std::string& op, cons
     if (!arg.is<Document>() || !is_operator_doc(arg)) fail("$not needs an operator document such as {\"$gt\": 1}");
     return !match_operators(found, arg.as_document());
   }
-  fail("unsupported query operator " + op + " (the SQLite backend implements $eq $ne $gt $gte $lt $lte $in $nin "
+  fail("unsupported query operator " + op +
+       " (the SQLite backend implements $eq $ne $gt $gte $lt $lte $in $nin "
        "$exists $not $and $or $nor)");
 }
 
@@ -261,8 +262,10 @@ Document modify_doc(const Document& doc, const std::vector<std::string>& segs, s
   auto current = doc.get(key);
   if (i + 1 == segs.size()) {
     auto next = fn(current);
-    if (next) out.set(key, *next);
-    else out.remove(key);
+    if (next)
+      out.set(key, *next);
+    else
+      out.remove(key);
     return out;
   }
   if (!current) {
@@ -311,9 +314,14 @@ Document apply_update(const Document& doc, const Document& update) {
     for (const auto& [path, v] : arg.as_document().fields()) {
       auto segs = split_path(path);
       Modifier fn;
-      if (op == "$set") fn = [&v = v](const std::optional<Value>&) { return std::optional<Value>(v); };
-      else if (op == "$unset") fn = [](const std::optional<Value>&) { return std::optional<Value>(); };
-      else fn = [&v = v, &path = path](const std::optional<Value>& cur) { return std::optional<Value>(inc_value(cur, v, path)); };
+      if (op == "$set")
+        fn = [&v = v](const std::optional<Value>&) { return std::optional<Value>(v); };
+      else if (op == "$unset")
+        fn = [](const std::optional<Value>&) { return std::optional<Value>(); };
+      else
+        fn = [&v = v, &path = path](const std::optional<Value>& cur) {
+          return std::optional<Value>(inc_value(cur, v, path));
+        };
       out = modify_doc(out, segs, 0, fn, path);
     }
   }
@@ -423,8 +431,10 @@ Document exclude_tree(const Document& doc, const PathTree& tree) {
   Document out;
   for (const auto& [key, value] : doc.fields()) {
     auto it = tree.children.find(key);
-    if (it == tree.children.end()) out.append(key, value);
-    else if (!it->second.leaf) out.append(key, exclude_value(value, it->second));
+    if (it == tree.children.end())
+      out.append(key, value);
+    else if (!it->second.leaf)
+      out.append(key, exclude_value(value, it->second));
   }
   return out;
 }
@@ -438,8 +448,7 @@ void validate_projection(const Document& projection) {
     if (path == "_id") continue;
     (on ? includes : excludes)++;
   }
-  if (includes && excludes)
-    fail("a projection cannot mix inclusion and exclusion (except for _id)");
+  if (includes && excludes) fail("a projection cannot mix inclusion and exclusion (except for _id)");
 }
 
 Document project(const Document& doc, const Document& projection) {

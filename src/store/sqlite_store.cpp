@@ -52,16 +52,28 @@ SqlKey sql_key(const Value& v) {
   switch (v.type()) {
     case Type::null: break;
     case Type::int32:
-    case Type::int64: k.kind = SqlKey::integer; k.i = v.as_int64(); break;
-    case Type::double_: k.kind = SqlKey::real; k.d = v.as_double(); break;
-    case Type::string: k.kind = SqlKey::text; k.bytes = v.as_string(); break;
+    case Type::int64:
+      k.kind = SqlKey::integer;
+      k.i = v.as_int64();
+      break;
+    case Type::double_:
+      k.kind = SqlKey::real;
+      k.d = v.as_double();
+      break;
+    case Type::string:
+      k.kind = SqlKey::text;
+      k.bytes = v.as_string();
+      break;
     case Type::document: {
       blob(4);
       const auto& d = v.as_document();
       k.bytes.append(reinterpret_cast<const char*>(d.data()), d.size());
       break;
     }
-    case Type::array: blob(5); k.bytes += raw_array(v.as_array()); break;
+    case Type::array:
+      blob(5);
+      k.bytes += raw_array(v.as_array());
+      break;
     case Type::binary: {
       const auto& b = v.as_binary();
       blob(6);
@@ -76,7 +88,10 @@ SqlKey sql_key(const Value& v) {
       k.bytes.append(reinterpret_cast<const char*>(id.bytes.data()), 12);
       break;
     }
-    case Type::boolean: blob(8); k.bytes += static_cast<char>(v.as_bool() ? 1 : 0); break;
+    case Type::boolean:
+      blob(8);
+      k.bytes += static_cast<char>(v.as_bool() ? 1 : 0);
+      break;
     case Type::datetime:
       blob(9);
       put_be(k.bytes, static_cast<std::uint64_t>(v.as_datetime().millis) ^ 0x8000000000000000ULL, 8);
@@ -144,8 +159,8 @@ void bson_get_fn(sqlite3_context* ctx, int, sqlite3_value** argv) {
   }
   bson_t b;
   bson_iter_t it, found;
-  if (!bson_init_static(&b, static_cast<const uint8_t*>(data), static_cast<size_t>(len)) ||
-      !bson_iter_init(&it, &b) || !bson_iter_find_descendant(&it, reinterpret_cast<const char*>(path), &found)) {
+  if (!bson_init_static(&b, static_cast<const uint8_t*>(data), static_cast<size_t>(len)) || !bson_iter_init(&it, &b) ||
+      !bson_iter_find_descendant(&it, reinterpret_cast<const char*>(path), &found)) {
     sqlite3_result_null(ctx);
     return;
   }
@@ -160,7 +175,8 @@ void bson_get_fn(sqlite3_context* ctx, int, sqlite3_value** argv) {
         sqlite3_result_text(ctx, s, static_cast<int>(n), SQLITE_TRANSIENT);
         return;
       }
-      case BSON_TYPE_NULL: case BSON_TYPE_UNDEFINED: sqlite3_result_null(ctx); return;
+      case BSON_TYPE_NULL:
+      case BSON_TYPE_UNDEFINED: sqlite3_result_null(ctx); return;
       default: break;
     }
     SqlKey k = sql_key(value_from_iter(&found));
@@ -317,10 +333,14 @@ class SqlFilter {
         continue;
       }
       for (const auto& [op, arg] : ops->fields()) {
-        if (op == "$eq") terms.push_back(eq_term(expr, arg));
-        else if (op == "$gt" || op == "$gte" || op == "$lt" || op == "$lte") terms.push_back(cmp_term(expr, op, arg));
-        else if (op == "$in") terms.push_back(in_term(expr, arg));
-        else exact_ = false;
+        if (op == "$eq")
+          terms.push_back(eq_term(expr, arg));
+        else if (op == "$gt" || op == "$gte" || op == "$lt" || op == "$lte")
+          terms.push_back(cmp_term(expr, op, arg));
+        else if (op == "$in")
+          terms.push_back(in_term(expr, arg));
+        else
+          exact_ = false;
       }
     }
     if (std::find(terms.begin(), terms.end(), std::string("1")) != terms.end()) exact_ = false;
@@ -328,9 +348,7 @@ class SqlFilter {
     return terms.empty() ? "1" : join(terms, " AND ");
   }
 
-  static bool scalar(const Value& v) {
-    return !v.is<Document>() && !v.is<Array>() && v.type() != Type::other;
-  }
+  static bool scalar(const Value& v) { return !v.is<Document>() && !v.is<Array>() && v.type() != Type::other; }
 
   std::string eq_term(const std::string& expr, const Value& v) {
     if (v.is_null()) return expr + " IS NULL";
@@ -529,18 +547,20 @@ class SqliteCollection final : public Collection {
       sqlite3_bind_blob(st.get(), 2, doc.data(), static_cast<int>(doc.size()), SQLITE_STATIC);
       int rc = sqlite3_step(st.get());
       if (rc == SQLITE_DONE) {
-        if (sqlite3_changes(state_->handle()) == 0) ++result.duplicates_skipped;
-        else ++result.inserted_count;
+        if (sqlite3_changes(state_->handle()) == 0)
+          ++result.duplicates_skipped;
+        else
+          ++result.inserted_count;
         continue;
       }
       int ext = sqlite3_extended_errcode(state_->handle());
       if ((ext & 0xff) != SQLITE_CONSTRAINT) state_->fail_sql("inserting into " + db_ + "." + name_);
       std::string msg = sqlite3_errmsg(state_->handle());
       bool dup_id = msg.find(".id") != std::string::npos;
-      std::string text = "E11000 duplicate key error collection: " + db_ + "." + name_ + " index: " +
-                         (dup_id ? std::string("_id_") : index_from_message(msg)) + " dup key: " +
-                         (dup_id ? "{ _id: " + id.to_json() + " }" : msg) + " (document " + std::to_string(i) +
-                         " of the batch)";
+      std::string text = "E11000 duplicate key error collection: " + db_ + "." + name_ +
+                         " index: " + (dup_id ? std::string("_id_") : index_from_message(msg)) +
+                         " dup key: " + (dup_id ? "{ _id: " + id.to_json() + " }" : msg) + " (document " +
+                         std::to_string(i) + " of the batch)";
       if (!first_error) first_error.emplace(text, 11000, i, result.inserted_count);
       if (options.ordered) break;
     }
@@ -557,25 +577,29 @@ class SqliteCollection final : public Collection {
   }
 
   UpdateResult replace_one(const Document& filter, Document replacement, const UpdateOptions& options) override {
-    if (!query::is_replacement(replacement))
-      fail("replace_one needs a replacement document without $ operators");
-    return modify(filter, false, options.upsert, [&](const Document& old) {
-      Document out;
-      auto id = old.get("_id");
-      if (auto rid = replacement.get("_id"); rid && id && compare(*rid, *id) != 0)
-        fail("replace_one cannot change _id (from " + id->to_json() + " to " + rid->to_json() + ")");
-      if (id) out.append("_id", *id);
-      for (const auto& [k, v] : replacement.fields())
-        if (k != "_id") out.append(k, v);
-      return out;
-    }, [&](const Document& seed) {
-      Document out;
-      if (auto rid = replacement.get("_id")) out.append("_id", *rid);
-      else if (auto sid = seed.get("_id")) out.append("_id", *sid);
-      for (const auto& [k, v] : replacement.fields())
-        if (k != "_id") out.append(k, v);
-      return out;
-    });
+    if (!query::is_replacement(replacement)) fail("replace_one needs a replacement document without $ operators");
+    return modify(
+        filter, false, options.upsert,
+        [&](const Document& old) {
+          Document out;
+          auto id = old.get("_id");
+          if (auto rid = replacement.get("_id"); rid && id && compare(*rid, *id) != 0)
+            fail("replace_one cannot change _id (from " + id->to_json() + " to " + rid->to_json() + ")");
+          if (id) out.append("_id", *id);
+          for (const auto& [k, v] : replacement.fields())
+            if (k != "_id") out.append(k, v);
+          return out;
+        },
+        [&](const Document& seed) {
+          Document out;
+          if (auto rid = replacement.get("_id"))
+            out.append("_id", *rid);
+          else if (auto sid = seed.get("_id"))
+            out.append("_id", *sid);
+          for (const auto& [k, v] : replacement.fields())
+            if (k != "_id") out.append(k, v);
+          return out;
+        });
   }
 
   UpdateResult update_one(const Document& filter, const Document& update, const UpdateOptions& options) override {
@@ -655,7 +679,8 @@ class SqliteCollection final : public Collection {
     if (sqlite3_step(existing.get()) == SQLITE_ROW) {
       std::string old = reinterpret_cast<const char*>(sqlite3_column_text(existing.get(), 0));
       if (old != keys_text || (sqlite3_column_int(existing.get(), 1) != 0) != spec.unique)
-        fail("an index named '" + name + "' already exists on " + db_ + "." + name_ + " with other keys or options", 85);
+        fail("an index named '" + name + "' already exists on " + db_ + "." + name_ + " with other keys or options",
+             85);
       return name;
     }
     existing.reset();
@@ -678,7 +703,8 @@ class SqliteCollection final : public Collection {
     std::vector<IndexInfo> out;
     if (!read_meta(*state_, db_, name_).exists) return out;
     out.push_back(IndexInfo{"_id_", {{"_id", 1}}, true});
-    auto st = state_->prepare("SELECT name, keys, uniq FROM _iotbridge_indexes WHERE db = ? AND coll = ? ORDER BY name");
+    auto st =
+        state_->prepare("SELECT name, keys, uniq FROM _iotbridge_indexes WHERE db = ? AND coll = ? ORDER BY name");
     sqlite3_bind_text(st.get(), 1, db_.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st.get(), 2, name_.c_str(), -1, SQLITE_TRANSIENT);
     while (sqlite3_step(st.get()) == SQLITE_ROW) {
@@ -764,9 +790,10 @@ class SqliteCollection final : public Collection {
       state_->exec("DELETE FROM " + table_ + " WHERE seq <= (SELECT seq FROM " + table_ +
                    " ORDER BY seq DESC LIMIT 1 OFFSET " + std::to_string(meta.max) + ")");
     if (meta.size > 0)
-      state_->exec("DELETE FROM " + table_ + " WHERE seq <= (SELECT seq FROM (SELECT seq, SUM(length(doc)) OVER "
-                   "(ORDER BY seq DESC) AS run FROM " + table_ + ") WHERE run > " + std::to_string(meta.size) +
-                   " ORDER BY seq DESC LIMIT 1)");
+      state_->exec("DELETE FROM " + table_ +
+                   " WHERE seq <= (SELECT seq FROM (SELECT seq, SUM(length(doc)) OVER "
+                   "(ORDER BY seq DESC) AS run FROM " +
+                   table_ + ") WHERE run > " + std::to_string(meta.size) + " ORDER BY seq DESC LIMIT 1)");
   }
 
   struct Row {
@@ -813,8 +840,9 @@ class SqliteCollection final : public Collection {
         sqlite3_bind_int64(st.get(), 2, row.seq);
         if (sqlite3_step(st.get()) != SQLITE_DONE) {
           if ((sqlite3_extended_errcode(state_->handle()) & 0xff) == SQLITE_CONSTRAINT)
-            fail("E11000 duplicate key error collection: " + db_ + "." + name_ + ": " +
-                     sqlite3_errmsg(state_->handle()), 11000);
+            fail(
+                "E11000 duplicate key error collection: " + db_ + "." + name_ + ": " + sqlite3_errmsg(state_->handle()),
+                11000);
           state_->fail_sql("updating " + db_ + "." + name_);
         }
         ++result.modified;
@@ -836,8 +864,9 @@ class SqliteCollection final : public Collection {
     if (query::is_replacement(update))
       fail("update needs $ operators ($set, $unset, $inc); use replace_one to replace a whole document");
     query::validate_update(update);
-    return modify(filter, many, options.upsert, [&](const Document& old) { return query::apply_update(old, update); },
-                  [&](const Document& seed) { return query::apply_update(seed, update); });
+    return modify(
+        filter, many, options.upsert, [&](const Document& old) { return query::apply_update(old, update); },
+        [&](const Document& seed) { return query::apply_update(seed, update); });
   }
 
   std::int64_t delete_impl(const Document& filter, bool many) {
@@ -883,8 +912,8 @@ class SqliteStore final : public DocumentStore {
                   "cannot open SQLite store '" + path + "': " + (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)), rc);
     sqlite3_extended_result_codes(raw, 1);
     sqlite3_busy_timeout(raw, 5000);
-    if (sqlite3_create_function_v2(raw, "bson_get", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
-                                   nullptr, bson_get_fn, nullptr, nullptr, nullptr) != SQLITE_OK)
+    if (sqlite3_create_function_v2(raw, "bson_get", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, nullptr,
+                                   bson_get_fn, nullptr, nullptr, nullptr) != SQLITE_OK)
       state_->fail_sql("registering bson_get");
     if (path != ":memory:") {
       state_->exec("PRAGMA journal_mode=WAL");
@@ -987,7 +1016,8 @@ class SqliteStore final : public DocumentStore {
     for (std::size_t i = 0; i < args.size(); ++i)
       sqlite3_bind_text(st.get(), static_cast<int>(i + 1), args[i].c_str(), -1, SQLITE_TRANSIENT);
     std::vector<std::string> out;
-    while (sqlite3_step(st.get()) == SQLITE_ROW) out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0)));
+    while (sqlite3_step(st.get()) == SQLITE_ROW)
+      out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0)));
     return out;
   }
 

@@ -40,8 +40,7 @@ bool eventually(F&& condition, std::chrono::milliseconds timeout = 10s) {
 
 }  // namespace
 
-TEST_CASE("callbacks may call publish, subscribe, unsubscribe and disconnect without deadlock",
-          "[mqtt][integration]") {
+TEST_CASE("callbacks may call publish, subscribe, unsubscribe and disconnect without deadlock", "[mqtt][integration]") {
   MosquittoServer broker;
   Collector replies, second;
   std::atomic<int> connects{0};
@@ -103,9 +102,9 @@ TEST_CASE("an exception thrown by a callback is caught and logged; the loop goes
   c->connect();
   c->loop_start();
   c->subscribe("ex/#", 1, [&](const mqtt::Message& m) {
-    if (m.payload == "throw") throw std::runtime_error("boom in handler");
-    got.add(m);
-  }).wait();
+     if (m.payload == "throw") throw std::runtime_error("boom in handler");
+     got.add(m);
+   }).wait();
   auto pub = started(broker_options(broker));
   pub->publish("ex/1", "throw", 1).wait();
   pub->publish("ex/1", "after", 1).wait();
@@ -117,8 +116,7 @@ TEST_CASE("an exception thrown by a callback is caught and logged; the loop goes
   CHECK_THAT(errors[1], Catch::Contains("boom in handler"));
 }
 
-TEST_CASE("loop_forever runs the network on the caller's thread until the stop token fires",
-          "[mqtt][integration]") {
+TEST_CASE("loop_forever runs the network on the caller's thread until the stop token fires", "[mqtt][integration]") {
   MosquittoServer broker;
   Collector got;
   auto c = mqtt::make_mosquitto_client(broker_options(broker));
@@ -224,8 +222,7 @@ TEST_CASE("persistent session: QoS 1 messages published while away arrive on ret
     CHECK(r.session_present);
     back->loop_start();
     REQUIRE(fresh.wait_for(5));
-    CHECK(fresh.payloads() ==
-          std::vector<std::string>{"away 0", "away 1", "away 2", "away 3", "away 4"});
+    CHECK(fresh.payloads() == std::vector<std::string>{"away 0", "away 1", "away 2", "away 3", "away 4"});
     CHECK(got.size() == 0);
     back->disconnect();
   }
@@ -283,8 +280,7 @@ TEST_CASE("a clean disconnect does not publish the will", "[mqtt][integration]")
   CHECK(wills.payloads() == std::vector<std::string>{"marker"});
 }
 
-TEST_CASE("flow control: unacknowledged QoS 1 messages are bounded; fail or block per option",
-          "[mqtt][integration]") {
+TEST_CASE("flow control: unacknowledged QoS 1 messages are bounded; fail or block per option", "[mqtt][integration]") {
   MosquittoServer broker;
   auto o = broker_options(broker);
   o.max_inflight = 2;
@@ -360,8 +356,7 @@ TEST_CASE("a payload over the broker's maximum packet size is refused with a cle
   auto o = broker_options(broker);
   o.protocol = mqtt::Protocol::v5;
   auto c = started(o);
-  CHECK_THROWS_WITH(c->publish("big/x", std::string(5000, 'x'), 1),
-                    Catch::Contains("larger than the broker accepts"));
+  CHECK_THROWS_WITH(c->publish("big/x", std::string(5000, 'x'), 1), Catch::Contains("larger than the broker accepts"));
   CHECK(c->unacknowledged() == 0);
   CHECK(c->publish("big/x", std::string(100, 'x'), 1).wait_for(5s));
   CHECK(c->connected());

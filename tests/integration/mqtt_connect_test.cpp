@@ -160,7 +160,8 @@ TEST_CASE("TLS: the fixture's CA connects and carries messages; another CA fails
   CHECK_THAT(why, Catch::Contains("certificate verify failed"));
 }
 
-TEST_CASE("ACL: a denied subscription is granted by Mosquitto 2.0.11, but its messages never arrive", "[mqtt][integration]") {
+TEST_CASE("ACL: a denied subscription is granted by Mosquitto 2.0.11, but its messages never arrive",
+          "[mqtt][integration]") {
   MosquittoServer::Options bo;
   bo.users = {{"sensor", "pw"}, {"admin", "pw"}};
   bo.acl = "user sensor\ntopic readwrite allowed/#\n\nuser admin\ntopic readwrite #\n";

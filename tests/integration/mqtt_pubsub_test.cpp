@@ -79,16 +79,14 @@ TEST_CASE("the tutorials' hierarchy: home/living_room/+, home/+/light and # get 
 
   auto pub = started(broker_options(broker));
   const std::vector<std::string> topics = {"home/living_room/light", "home/living_room/temperature",
-                                           "home/kitchen/light", "home/kitchen/temperature", "office/light",
-                                           "home/living_room"};
+                                           "home/kitchen/light",     "home/kitchen/temperature",
+                                           "office/light",           "home/living_room"};
   for (const auto& t : topics) REQUIRE(pub->publish(t, "v:" + t, 1).wait_for(5s));
   // An end marker every filter matches: whatever else was coming arrived before it.
   REQUIRE(pub->publish("home/living_room/light", "end", 1).wait_for(5s));
   for (Collector* c : {&room, &lights, &all, &room_h, &lights_h, &all_h}) {
     REQUIRE(c->wait_for(1));
-    REQUIRE(c->wait_for(c == &room || c == &room_h     ? 3
-                        : c == &lights || c == &lights_h ? 3
-                                                         : 7));
+    REQUIRE(c->wait_for(c == &room || c == &room_h ? 3 : c == &lights || c == &lights_h ? 3 : 7));
   }
   auto without_end = [](const Collector& c) {
     std::vector<std::string> out;
@@ -174,8 +172,7 @@ TEST_CASE("ephemeral: a message published with no subscriber is not delivered la
   CHECK(got.payloads() == std::vector<std::string>{"now someone does"});
 }
 
-TEST_CASE("$share: three clients in one group receive disjoint sets whose union is everything",
-          "[mqtt][integration]") {
+TEST_CASE("$share: three clients in one group receive disjoint sets whose union is everything", "[mqtt][integration]") {
   MosquittoServer broker;
   Collector a, b, c;
   std::vector<std::unique_ptr<mqtt::Client>> members;

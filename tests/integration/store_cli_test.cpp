@@ -1,9 +1,9 @@
 // iotbridge-db, run as a program against a SQLite file and the MongoDB-compatible
 // server: the same verbs print the same output on both; errors exit 2 (usage)
 // or 1 (failure) with a sentence a person can act on.
-#include <catch2/catch.hpp>
-
 #include <unistd.h>
+
+#include <catch2/catch.hpp>
 
 #include "iotbridge/store/open.hpp"
 #include "servers.hpp"
@@ -22,10 +22,9 @@ struct Run {
 
 // Runs the CLI with stderr folded into stdout; `input` is fed on stdin.
 Run cli(const std::vector<std::string>& args, const std::string& input = "") {
-  std::vector<std::string> argv = {"/bin/sh", "-c",
-                                   input.empty() ? "exec \"$0\" \"$@\" 2>&1"
-                                                 : "printf '%s' \"$IOTB_INPUT\" | \"$0\" \"$@\" 2>&1",
-                                   kCli};
+  std::vector<std::string> argv = {
+      "/bin/sh", "-c", input.empty() ? "exec \"$0\" \"$@\" 2>&1" : "printf '%s' \"$IOTB_INPUT\" | \"$0\" \"$@\" 2>&1",
+      kCli};
   argv.insert(argv.end(), args.begin(), args.end());
   if (!input.empty()) ::setenv("IOTB_INPUT", input.c_str(), 1);
   Run r;
@@ -81,8 +80,8 @@ TEST_CASE("iotbridge-db: the containerBox sequence on every backend", "[store][c
                   R"({"_id": 0, "weight": 1})"});
   CHECK(found.code == 0);
   CHECK(found.out == "{ \"weight\" : 60 }\n{ \"weight\" : 10 }\n");
-  auto sorted = t({"find", t.db, "containerBox", "--sort", R"({"weight": 1})", "--limit", "2", "-p",
-                   R"({"_id": 0, "name": 1})"});
+  auto sorted =
+      t({"find", t.db, "containerBox", "--sort", R"({"weight": 1})", "--limit", "2", "-p", R"({"_id": 0, "name": 1})"});
   CHECK(sorted.out == "{ \"name\" : \"phone\" }\n{ \"name\" : \"cat\" }\n");
   auto pretty = t({"find", t.db, "containerBox", R"({"name": "phone"})", "--pretty", "-p", R"({"_id": 0})"});
   CHECK(pretty.out == "{\n  \"name\": \"phone\",\n  \"weight\": 1,\n  \"category\": \"electronic\"\n}\n");
@@ -154,8 +153,8 @@ TEST_CASE("iotbridge-db: usage errors exit 2, failures exit 1, with a clear mess
   CHECK_THAT(dup.out, Catch::Contains("document 1") && Catch::Contains("duplicate key"));
 
   int port = iotbridge::test::free_port();
-  auto down = cli({"--store", "mongodb://u:hunter2@127.0.0.1:" + std::to_string(port) + "/?serverSelectionTimeoutMS=300",
-                   "dbs"});
+  auto down = cli(
+      {"--store", "mongodb://u:hunter2@127.0.0.1:" + std::to_string(port) + "/?serverSelectionTimeoutMS=300", "dbs"});
   CHECK(down.code == 1);
   CHECK_THAT(down.out, Catch::Contains("no MongoDB server reachable") && !Catch::Contains("hunter2"));
 

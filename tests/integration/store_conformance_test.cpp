@@ -3,7 +3,6 @@
 // of the test fixture (FerretDB 1.24, or IOTBRIDGE_TEST_MONGO_URI), and
 // asserts the same expected results for all three.
 #include <catch2/catch.hpp>
-
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -49,10 +48,10 @@ struct Backend {
 };
 
 // Every test case body starts with this: one run per backend.
-#define FOR_EACH_BACKEND(var)                                                                   \
+#define FOR_EACH_BACKEND(var)                                                                              \
   const std::string backend_kind = GENERATE(as<std::string>{}, "sqlite-file", "sqlite-memory", "mongodb"); \
-  if (backend_kind == "mongodb") IOTBRIDGE_REQUIRE_MONGO();                                    \
-  INFO("backend: " << backend_kind);                                                           \
+  if (backend_kind == "mongodb") IOTBRIDGE_REQUIRE_MONGO();                                                \
+  INFO("backend: " << backend_kind);                                                                       \
   Backend var(backend_kind)
 
 Document J(const std::string& json) { return Document::from_json(json); }
@@ -98,7 +97,8 @@ TEST_CASE("store: containerBox find, projection, updateMany, deleteMany", "[stor
 
   // {weight: 1} keeps _id; {category: 0, name: 0} gives the same documents.
   auto incl = c->find(J(R"({"category": "animal", "name": "bear"})"), proj(R"({"weight": 1})"))->to_vector();
-  auto excl = c->find(J(R"({"category": "animal", "name": "bear"})"), proj(R"({"category": 0, "name": 0})"))->to_vector();
+  auto excl =
+      c->find(J(R"({"category": "animal", "name": "bear"})"), proj(R"({"category": 0, "name": 0})"))->to_vector();
   REQUIRE(incl.size() == 2);
   CHECK(incl == excl);
   CHECK(incl[0].keys() == std::vector<std::string>{"_id", "weight"});
@@ -214,11 +214,10 @@ TEST_CASE("store: $gt with projection, sorted by value ascending and descending"
   FindOptions o = proj(R"({"_id": 0, "topic": 1, "value": 1})");
   o.sort = J(R"({"value": 1})");
   CHECK(find_json(*c, R"({"value": {"$gt": 24.1}})", o) ==
-        std::vector<std::string>{R"({ "topic" : "iot/office/temp", "value" : 24.2 })",
-                                 R"({ "topic" : "iot/home/temp", "value" : 24.5 })",
-                                 R"({ "topic" : "iot/home/hum", "value" : 40.0 })",
-                                 R"({ "topic" : "iot/home/hum", "value" : 55.5 })",
-                                 R"({ "topic" : "iot/home/hum", "value" : 62.0 })"});
+        std::vector<std::string>{
+            R"({ "topic" : "iot/office/temp", "value" : 24.2 })", R"({ "topic" : "iot/home/temp", "value" : 24.5 })",
+            R"({ "topic" : "iot/home/hum", "value" : 40.0 })", R"({ "topic" : "iot/home/hum", "value" : 55.5 })",
+            R"({ "topic" : "iot/home/hum", "value" : 62.0 })"});
   o.sort = J(R"({"value": -1})");
   o.limit = 2;
   CHECK(find_json(*c, R"({"value": {"$gt": 24.1}})", o) ==
@@ -320,7 +319,8 @@ TEST_CASE("store: update_one, update_many, replace_one with upsert", "[store][co
   c->insert_many({J(R"({"_id": 1, "username": "Karoid", "visits": 1, "tmp": "x"})"),
                   J(R"({"_id": 2, "username": "Mina", "visits": 5})")});
 
-  auto r = c->update_one(J(R"({"username": "Karoid"})"), J(R"({"$inc": {"visits": 2}, "$unset": {"tmp": ""}, "$set": {"profile.city": "Seoul"}})"));
+  auto r = c->update_one(J(R"({"username": "Karoid"})"),
+                         J(R"({"$inc": {"visits": 2}, "$unset": {"tmp": ""}, "$set": {"profile.city": "Seoul"}})"));
   CHECK(r.matched == 1);
   CHECK(r.modified == 1);
   CHECK(!r.upserted_id);

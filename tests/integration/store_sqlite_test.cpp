@@ -2,9 +2,8 @@
 // really used (EXPLAIN QUERY PLAN), unsupported operators fail by name, the
 // file is shared safely by threads and processes, and the MongoDB backend's
 // documents read back in PyMongo with their types.
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <thread>
 
 #include "iotbridge/store/open.hpp"
@@ -136,9 +135,9 @@ TEST_CASE("sqlite store: two processes share one file", "[store][sqlite]") {
   std::string cli = IOTBRIDGE_BINARY_DIR "/cli/iotbridge-db";
   if (::access(cli.c_str(), X_OK) != 0) FAIL("iotbridge-db not built at " << cli);
   std::string out;
-  REQUIRE(iotbridge::test::run_command({cli, "--store", uri, "insert", "iot_service", "sensors",
-                                        R"({"topic": "from/cli", "value": 1.5})"},
-                                       &out) == 0);
+  REQUIRE(iotbridge::test::run_command(
+              {cli, "--store", uri, "insert", "iot_service", "sensors", R"({"topic": "from/cli", "value": 1.5})"},
+              &out) == 0);
   CHECK(c->count_documents(J(R"({"topic": "from/cli"})")) == 1);
   out.clear();
   REQUIRE(iotbridge::test::run_command({cli, "--store", uri, "count", "iot_service", "sensors"}, &out) == 0);
@@ -148,8 +147,9 @@ TEST_CASE("sqlite store: two processes share one file", "[store][sqlite]") {
   int cli_status = -1;
   std::thread other([&] {
     cli_status = iotbridge::test::run_command(
-        {"/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do \"$0\" --store \"$1\" insert iot_service sensors "
-                          "'{\"topic\": \"from/cli\"}' >/dev/null || exit 1; done",
+        {"/bin/sh", "-c",
+         "for i in 1 2 3 4 5 6 7 8 9 10; do \"$0\" --store \"$1\" insert iot_service sensors "
+         "'{\"topic\": \"from/cli\"}' >/dev/null || exit 1; done",
          cli, uri});
   });
   for (int b = 0; b < 20; ++b) insert_readings(*c, 40);

@@ -1,6 +1,8 @@
 // Journal: round trips, segment rolling, trim + restart, torn tails at every
 // byte offset, corruption in the middle, max_bytes and a real full disk,
 // random file contents, and concurrent appends. Real files in a TempDir.
+#include "iotbridge/record/journal.hpp"
+
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -18,7 +20,6 @@
 #include <vector>
 
 #include "iotbridge/error.hpp"
-#include "iotbridge/record/journal.hpp"
 #include "servers.hpp"
 
 using namespace iotbridge;
@@ -43,9 +44,11 @@ using Records = std::vector<std::pair<std::uint64_t, std::string>>;
 
 Records read_all(Journal& j, std::uint64_t from = 0) {
   Records out;
-  j.replay([&](std::uint64_t seq, std::span<const std::byte> p) {
-    out.emplace_back(seq, std::string(reinterpret_cast<const char*>(p.data()), p.size()));
-  }, from);
+  j.replay(
+      [&](std::uint64_t seq, std::span<const std::byte> p) {
+        out.emplace_back(seq, std::string(reinterpret_cast<const char*>(p.data()), p.size()));
+      },
+      from);
   return out;
 }
 
@@ -178,7 +181,7 @@ TEST_CASE("Journal trim + restart replays exactly the unconsumed records", "[jou
     CHECK(j.stats().consumed_through == 437);
     CHECK(j.stats().pending_records == 563);
     CHECK(segment_files(dir.path()).size() < segments_before);  // whole consumed segments deleted
-    j.trim_through(100);  // going back is a no-op
+    j.trim_through(100);                                        // going back is a no-op
     CHECK(j.stats().consumed_through == 437);
     CHECK(read_all(j) == Records(expected.begin() + 437, expected.end()));
   }
@@ -266,7 +269,11 @@ TEST_CASE("Journal recovers from a torn last record cut at every byte offset", "
 TEST_CASE("Journal treats zeros after the last record as a torn tail", "[journal]") {
   TempDir dir;
   auto o = fast_options();
-  { Journal j(dir.path(), o); j.append("one"); j.append("two"); }
+  {
+    Journal j(dir.path(), o);
+    j.append("one");
+    j.append("two");
+  }
   auto file = segment_files(dir.path()).at(0);
   auto size = fs::file_size(file);
   write_file(file, read_file(file) + std::string(4096, '\0'));  // size reached the disk, data did not
@@ -281,7 +288,10 @@ TEST_CASE("Journal removes a segment torn while its header was written", "[journ
   TempDir dir;
   auto o = fast_options();
   o.segment_bytes = 200;
-  { Journal j(dir.path(), o); for (int i = 0; i < 3; ++i) j.append(make_payload(static_cast<std::uint64_t>(i), 150)); }
+  {
+    Journal j(dir.path(), o);
+    for (int i = 0; i < 3; ++i) j.append(make_payload(static_cast<std::uint64_t>(i), 150));
+  }
   auto files = segment_files(dir.path());
   REQUIRE(files.size() == 3);
   for (std::size_t cut : {0, 1, 17, 31}) {
@@ -366,7 +376,10 @@ TEST_CASE("Journal sets aside a segment with a bad header and keeps the rest", "
 TEST_CASE("Journal truncates corruption inside the last segment and appends cleanly", "[journal]") {
   TempDir dir;
   auto o = fast_options();
-  { Journal j(dir.path(), o); for (int i = 0; i < 10; ++i) j.append(make_payload(static_cast<std::uint64_t>(i), 100)); }
+  {
+    Journal j(dir.path(), o);
+    for (int i = 0; i < 10; ++i) j.append(make_payload(static_cast<std::uint64_t>(i), 100));
+  }
   auto file = segment_files(dir.path()).at(0);
   std::string seg = read_file(file);
   seg[32 + 5 * 108 + 20] ^= 0x01;
@@ -413,8 +426,10 @@ TEST_CASE("Journal on a full file system: a clear error, a consistent journal", 
   fs::path mnt = dir / "small-fs";
   fs::create_directory(mnt);
   if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=64k,nr_inodes=64") != 0) {
-    std::printf("IOTBRIDGE-SKIPPED: cannot mount a small tmpfs (%s; needs root or CAP_SYS_ADMIN); "
-                "the max_bytes test covers the refusal path\n", std::strerror(errno));
+    std::printf(
+        "IOTBRIDGE-SKIPPED: cannot mount a small tmpfs (%s; needs root or CAP_SYS_ADMIN); "
+        "the max_bytes test covers the refusal path\n",
+        std::strerror(errno));
     return;
   }
   struct Unmount {
@@ -470,7 +485,8 @@ TEST_CASE("Journal survives 10k random segment and checkpoint contents", "[journ
   {
     TempDir seed_dir;
     Journal j(seed_dir.path(), o);
-    for (int i = 0; i < 40; ++i) j.append(make_payload(static_cast<std::uint64_t>(i), static_cast<std::size_t>(i * 7 % 60)));
+    for (int i = 0; i < 40; ++i)
+      j.append(make_payload(static_cast<std::uint64_t>(i), static_cast<std::size_t>(i * 7 % 60)));
     for (auto& f : segment_files(seed_dir.path())) valid_segments.push_back(read_file(f));
   }
   REQUIRE(valid_segments.size() >= 3);
@@ -622,7 +638,7 @@ TEST_CASE("Journal replays while other threads append, sync and trim, without fa
   for (auto& p : j.problems()) messages += p.message + "\n";
   INFO(messages);
   CHECK(j.problems().empty());  // segments trimmed under a replay are consumed, not "missing"
-  j.trim_through(8950);  // the trimmer may have gone to 8951 already
+  j.trim_through(8950);         // the trimmer may have gone to 8951 already
   CHECK(read_all(j).size() == 9000 - j.stats().consumed_through);
   CHECK(j.stats().consumed_through >= 8950);
 }

@@ -56,10 +56,9 @@ TEST_CASE("options_from_url keeps the base options it does not mention", "[mqtt]
 }
 
 TEST_CASE("options_from_url refuses malformed URLs with a reason", "[mqtt][unit]") {
-  const char* bad[] = {"localhost:1883",    "http://host",        "mqtt://",           "mqtt://host:",
-                       "mqtt://host:0",     "mqtt://host:65536",  "mqtt://host:12ab",  "mqtt://[::1",
-                       "mqtt://host/path",  "mqtt://:pw@host",    "mqtt://u:%zz@host", "mqtt://u:%4@host",
-                       "mqtt://[::1]x"};
+  const char* bad[] = {"localhost:1883",    "http://host",      "mqtt://",      "mqtt://host:",     "mqtt://host:0",
+                       "mqtt://host:65536", "mqtt://host:12ab", "mqtt://[::1",  "mqtt://host/path", "mqtt://:pw@host",
+                       "mqtt://u:%zz@host", "mqtt://u:%4@host", "mqtt://[::1]x"};
   for (const char* url : bad) {
     INFO(url);
     try {

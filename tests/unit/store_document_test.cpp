@@ -1,7 +1,6 @@
 // Document/Value (building, dotted paths, Extended JSON, MongoDB ordering),
 // the in-process query engine, and open_store's URI handling.
 #include <catch2/catch.hpp>
-
 #include <chrono>
 
 #include "iotbridge/store/open.hpp"
@@ -54,10 +53,11 @@ TEST_CASE("document: Extended JSON in and out, relaxed and canonical", "[store][
   auto d = J(R"({"v": 24.1, "i": 3, "l": {"$numberLong": "42"}, "d": {"$date": "2020-05-11T06:00:25.123Z"},
                  "o": {"$oid": "5eb8e9f95284dfa9e50224e3"}, "b": {"$binary": {"base64": "AQI=", "subType": "00"}},
                  "t": {"$timestamp": {"t": 5, "i": 1}}, "s": "a\"b\n", "e": {}, "a": []})");
-  CHECK(d.to_json() ==
-        R"({ "v" : 24.1, "i" : 3, "l" : 42, "d" : { "$date" : "2020-05-11T06:00:25.123Z" }, )"
-        R"("o" : { "$oid" : "5eb8e9f95284dfa9e50224e3" }, "b" : { "$binary" : { "base64" : "AQI=", "subType" : "00" } }, )"
-        R"("t" : { "$timestamp" : { "t" : 5, "i" : 1 } }, "s" : "a\"b\n", "e" : {  }, "a" : [  ] })");
+  CHECK(
+      d.to_json() ==
+      R"({ "v" : 24.1, "i" : 3, "l" : 42, "d" : { "$date" : "2020-05-11T06:00:25.123Z" }, )"
+      R"("o" : { "$oid" : "5eb8e9f95284dfa9e50224e3" }, "b" : { "$binary" : { "base64" : "AQI=", "subType" : "00" } }, )"
+      R"("t" : { "$timestamp" : { "t" : 5, "i" : 1 } }, "s" : "a\"b\n", "e" : {  }, "a" : [  ] })");
   std::string canonical = d.to_json(JsonMode::canonical);
   CHECK_THAT(canonical, Catch::Contains(R"("v" : { "$numberDouble" : "24.1" })"));
   CHECK_THAT(canonical, Catch::Contains(R"("i" : { "$numberInt" : "3" })"));
@@ -107,9 +107,9 @@ TEST_CASE("document: ObjectId, DateTime and MongoDB's order of types", "[store][
   CHECK(DateTime::from(now.time_point()) == now);
 
   // null < numbers < string < object < array < binary < ObjectId < bool < date < timestamp
-  std::vector<Value> ordered = {nullptr,       -1,        2.5,      5000000000LL,   "",
-                                "a",           Document(), Array{},  Binary{{1}, 0}, a,
-                                false,         true,      DateTime{0}, Timestamp{1, 0}};
+  std::vector<Value> ordered = {nullptr, -1,         2.5,         5000000000LL,   "",
+                                "a",     Document(), Array{},     Binary{{1}, 0}, a,
+                                false,   true,       DateTime{0}, Timestamp{1, 0}};
   for (std::size_t i = 0; i + 1 < ordered.size(); ++i) {
     INFO(i);
     CHECK(compare(ordered[i], ordered[i + 1]) < 0);
@@ -131,7 +131,8 @@ TEST_CASE("query engine: filters, updates and projections on documents", "[store
   CHECK(query::matches(doc, J(R"({"$or": [{"s": "no"}, {"a.b": {"$lte": 2}}]})")));
   CHECK_THROWS_WITH(query::validate_filter(J(R"({"s": {"$elemMatch": {}}})")), Catch::Contains("$elemMatch"));
 
-  auto updated = query::apply_update(doc, J(R"({"$set": {"a.c": 3, "arr.0": 9}, "$inc": {"n": 1}, "$unset": {"s": 1}})"));
+  auto updated =
+      query::apply_update(doc, J(R"({"$set": {"a.c": 3, "arr.0": 9}, "$inc": {"n": 1}, "$unset": {"s": 1}})"));
   CHECK(updated.to_json() == R"({ "_id" : 1, "a" : { "b" : 2, "c" : 3 }, "arr" : [ 9, 5, { "k" : "v" } ], "n" : 1 })");
   CHECK_THROWS_WITH(query::apply_update(doc, J(R"({"$inc": {"s": 1}})")), Catch::Contains("string"));
   CHECK_THROWS_WITH(query::apply_update(doc, J(R"({"$set": {"_id": 2}})")), Catch::Contains("_id"));
@@ -169,8 +170,8 @@ TEST_CASE("open_store: bad URIs say what is wrong, credentials are redacted", "[
 
 TEST_CASE("open_store: a MongoDB server that is down is reported in seconds", "[store][open]") {
   int port = iotbridge::test::free_port();  // nothing listens there
-  auto store = open_store("mongodb://reader:hunter2@127.0.0.1:" + std::to_string(port) +
-                          "/?serverSelectionTimeoutMS=300");
+  auto store =
+      open_store("mongodb://reader:hunter2@127.0.0.1:" + std::to_string(port) + "/?serverSelectionTimeoutMS=300");
   CHECK(store->backend() == "mongodb");
   CHECK(store->description().find("hunter2") == std::string::npos);
   try {

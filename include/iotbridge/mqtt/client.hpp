@@ -53,51 +53,51 @@ struct Will {
 };
 
 struct TlsOptions {
-  bool enabled = false;     // default false; true for mqtts:// URLs
-  std::string ca_file;      // PEM file of trusted CAs; empty: ca_dir, else the system's
-  std::string ca_dir;       // folder of hashed PEM CAs (c_rehash)
-  std::string cert_file;    // client certificate (PEM), for brokers that require one
-  std::string key_file;     // its private key (PEM, unencrypted)
-  bool insecure = false;    // default false; true skips the host name check (never in production)
-  std::string version;      // "tlsv1.3", "tlsv1.2", "tlsv1.1"; empty: the library's default
+  bool enabled = false;   // default false; true for mqtts:// URLs
+  std::string ca_file;    // PEM file of trusted CAs; empty: ca_dir, else the system's
+  std::string ca_dir;     // folder of hashed PEM CAs (c_rehash)
+  std::string cert_file;  // client certificate (PEM), for brokers that require one
+  std::string key_file;   // its private key (PEM, unencrypted)
+  bool insecure = false;  // default false; true skips the host name check (never in production)
+  std::string version;    // "tlsv1.3", "tlsv1.2", "tlsv1.1"; empty: the library's default
 };
 
 // MQTT 5 properties of a message. Ignored (not sent) on 3.1 / 3.1.1.
 struct Properties {
   std::optional<std::string> content_type;
   std::optional<std::string> response_topic;
-  std::optional<std::string> correlation_data;  // bytes
-  std::optional<std::uint32_t> message_expiry_interval;  // seconds
-  std::optional<bool> payload_format_utf8;               // payload format indicator
+  std::optional<std::string> correlation_data;                       // bytes
+  std::optional<std::uint32_t> message_expiry_interval;              // seconds
+  std::optional<bool> payload_format_utf8;                           // payload format indicator
   std::vector<std::pair<std::string, std::string>> user_properties;  // order kept, names may repeat
 
   bool empty() const noexcept {
-    return !content_type && !response_topic && !correlation_data && !message_expiry_interval &&
-           !payload_format_utf8 && user_properties.empty();
+    return !content_type && !response_topic && !correlation_data && !message_expiry_interval && !payload_format_utf8 &&
+           user_properties.empty();
   }
 };
 
 struct Options {
-  std::string host = "localhost";         // default "localhost"
-  int port = 0;                            // default 0: 1883, or 8883 with TLS
-  std::string client_id;                   // default empty: generated (then clean_session must be true)
-  bool clean_session = true;               // default true; "clean start" in MQTT 5
-  std::chrono::seconds keepalive{60};      // default 60 s; at least 5 s
-  std::string username;                    // default empty: no user name
-  std::optional<std::string> password;     // default none
-  Protocol protocol = Protocol::v311;      // default MQTT 3.1.1
-  std::optional<Will> will;                // default none
-  TlsOptions tls;                          // default off
-  std::string bind_address;                // default empty: any local address
+  std::string host = "localhost";       // default "localhost"
+  int port = 0;                         // default 0: 1883, or 8883 with TLS
+  std::string client_id;                // default empty: generated (then clean_session must be true)
+  bool clean_session = true;            // default true; "clean start" in MQTT 5
+  std::chrono::seconds keepalive{60};   // default 60 s; at least 5 s
+  std::string username;                 // default empty: no user name
+  std::optional<std::string> password;  // default none
+  Protocol protocol = Protocol::v311;   // default MQTT 3.1.1
+  std::optional<Will> will;             // default none
+  TlsOptions tls;                       // default off
+  std::string bind_address;             // default empty: any local address
   // MQTT 5 with clean_session false: seconds the broker keeps the session
   // after a disconnect. 0 (default) means "as MQTT 3.1.1 does": never expires.
   std::uint32_t session_expiry_interval = 0;
 
   // Reconnect after a lost connection: the delay starts at reconnect_delay_min
   // and doubles up to reconnect_delay_max while attempts fail.
-  bool auto_reconnect = true;                                    // default true
-  std::chrono::milliseconds reconnect_delay_min{500};            // default 0.5 s
-  std::chrono::milliseconds reconnect_delay_max{30000};          // default 30 s
+  bool auto_reconnect = true;                            // default true
+  std::chrono::milliseconds reconnect_delay_min{500};    // default 0.5 s
+  std::chrono::milliseconds reconnect_delay_max{30000};  // default 30 s
 
   std::chrono::milliseconds connect_timeout{10000};  // default 10 s: connect() gives up after this
 
@@ -106,10 +106,10 @@ struct Options {
   // are accepted and not yet acknowledged in all (on the wire, waiting behind
   // the window, or waiting for a connection). Past that, publish() blocks or
   // fails per when_full.
-  std::size_t max_inflight = 20;                          // default 20
-  std::size_t max_queued = 1000;                          // default 1000; at least max_inflight
-  WhenFull when_full = WhenFull::block;                   // default block
-  std::chrono::milliseconds publish_timeout{60000};       // default 60 s: the longest publish() blocks
+  std::size_t max_inflight = 20;                     // default 20
+  std::size_t max_queued = 1000;                     // default 1000; at least max_inflight
+  WhenFull when_full = WhenFull::block;              // default block
+  std::chrono::milliseconds publish_timeout{60000};  // default 60 s: the longest publish() blocks
 
   // QoS 0 while disconnected: queue up to max_offline_queue messages (sent on
   // reconnect) when queue_qos0_offline, else throw.
@@ -137,7 +137,7 @@ struct Message {
   std::string payload;  // bytes (may hold NUL and non-UTF-8 data)
   int qos = 0;
   bool retain = false;
-  int mid = 0;          // the packet id (0 for QoS 0)
+  int mid = 0;            // the packet id (0 for QoS 0)
   Properties properties;  // MQTT 5 properties, where present
 };
 
@@ -280,8 +280,8 @@ class Client {
   // anything when invalid, when not connected (QoS 0, queue_qos0_offline
   // off), or when the flow-control bound is reached (see Options::when_full).
   // QoS 1/2 published while disconnected are kept (bounded) and sent on reconnect.
-  virtual DeliveryToken publish(std::string_view topic, std::string_view payload, int qos = 0,
-                                bool retain = false, const Properties& properties = {}) = 0;
+  virtual DeliveryToken publish(std::string_view topic, std::string_view payload, int qos = 0, bool retain = false,
+                                const Properties& properties = {}) = 0;
   DeliveryToken publish(const Message& message) {
     return publish(message.topic, message.payload, message.qos, message.retain, message.properties);
   }

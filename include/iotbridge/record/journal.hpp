@@ -101,8 +101,7 @@ class Journal {
   // lock, reads the checkpoint, deletes consumed segments and repairs a torn
   // tail. Throws Error(io) when the directory cannot be used, Error(config)
   // for bad options.
-  explicit Journal(std::filesystem::path dir, JournalOptions options = {},
-                   JournalProblemHandler on_problem = {});
+  explicit Journal(std::filesystem::path dir, JournalOptions options = {}, JournalProblemHandler on_problem = {});
   ~Journal();  // best-effort sync, then close; never throws
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
@@ -148,10 +147,10 @@ bool is_journal_full(const std::exception& error) noexcept;
 struct SegmentScan {
   bool header_ok = false;
   std::uint64_t base_sequence = 0;
-  std::uint64_t records = 0;     // good records
-  std::uint64_t valid_end = 0;   // byte offset just past the last good record
-  bool clean_end = false;        // valid_end is the end of the bytes
-  bool torn = false;             // the bad frame reaches the end of the bytes (a torn write)
+  std::uint64_t records = 0;    // good records
+  std::uint64_t valid_end = 0;  // byte offset just past the last good record
+  bool clean_end = false;       // valid_end is the end of the bytes
+  bool torn = false;            // the bad frame reaches the end of the bytes (a torn write)
 };
 SegmentScan scan_segment(std::span<const std::byte> bytes, const JournalVisitor& visit = {});
 

@@ -235,9 +235,13 @@ class Value {
   }
 
   template <typename T>
-  const T* get_if() const noexcept { return std::get_if<T>(&v_); }
+  const T* get_if() const noexcept {
+    return std::get_if<T>(&v_);
+  }
   template <typename T>
-  bool is() const noexcept { return std::holds_alternative<T>(v_); }
+  bool is() const noexcept {
+    return std::holds_alternative<T>(v_);
+  }
 
   // Checked accessors: throw Error (store) naming the actual type on mismatch.
   // as_double/as_int64 convert between numeric types.

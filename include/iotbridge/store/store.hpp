@@ -36,8 +36,8 @@ struct CollectionOptions {
 // An index on one or more field paths; direction 1 (ascending) or -1.
 struct IndexSpec {
   std::vector<std::pair<std::string, int>> keys;
-  bool unique = false;   // default: not unique
-  std::string name;      // default: MongoDB's "path_1_path2_-1"
+  bool unique = false;  // default: not unique
+  std::string name;     // default: MongoDB's "path_1_path2_-1"
 };
 
 struct IndexInfo {
@@ -63,8 +63,8 @@ struct InsertManyOptions {
 };
 
 struct InsertManyResult {
-  std::vector<Value> inserted_ids;    // in input order, including skipped duplicates
-  std::int64_t inserted_count = 0;    // written by this call
+  std::vector<Value> inserted_ids;  // in input order, including skipped duplicates
+  std::int64_t inserted_count = 0;  // written by this call
   std::int64_t duplicates_skipped = 0;
 };
 
@@ -84,7 +84,7 @@ class BulkWriteError : public Error {
  public:
   BulkWriteError(const std::string& message, int code, std::size_t index, std::int64_t inserted_count)
       : Error(ErrorCategory::store, message, code), index_(index), inserted_count_(inserted_count) {}
-  std::size_t index() const noexcept { return index_; }              // the failing document
+  std::size_t index() const noexcept { return index_; }                     // the failing document
   std::int64_t inserted_count() const noexcept { return inserted_count_; }  // written before it
   bool duplicate_key() const noexcept { return code() == 11000; }
 
@@ -149,8 +149,7 @@ class Collection {
   // BulkWriteError naming the failing document.
   virtual InsertManyResult insert_many(std::vector<Document> docs, const InsertManyOptions& options = {}) = 0;
   // Replaces the first match with `replacement`, keeping its _id.
-  virtual UpdateResult replace_one(const Document& filter, Document replacement,
-                                   const UpdateOptions& options = {}) = 0;
+  virtual UpdateResult replace_one(const Document& filter, Document replacement, const UpdateOptions& options = {}) = 0;
   // update: {"$set": {...}, "$unset": {...}, "$inc": {...}}.
   virtual UpdateResult update_one(const Document& filter, const Document& update,
                                   const UpdateOptions& options = {}) = 0;
