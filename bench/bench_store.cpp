@@ -89,27 +89,34 @@ void BM_SqliteInsertOne(benchmark::State& state) {
 BENCHMARK(BM_SqliteInsertOne)->Arg(1000000)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // One topic's newest 10k readings out of 1M (100 topics x 10k).
+// The benchmarked query: one topic's newest 10k readings, sorted by reg_date,
+// optionally with an index on {topic, reg_date}. Returns the find options used.
+FindOptions latest_readings_query(benchmark::State& state, Collection& c, const Document& filter, bool indexed) {
+  if (indexed) {
+    IndexSpec spec;
+    spec.keys = {{"topic", 1}, {"reg_date", -1}};
+    c.create_index(spec);
+  }
+  FindOptions o;
+  o.sort = Document().append("reg_date", -1);
+  o.limit = 10000;
+  std::int64_t rows = 0;
+  for (auto _ : state) {
+    auto cursor = c.find(filter, o);
+    while (auto d = cursor->next()) ++rows;
+  }
+  if (rows != 10000 * static_cast<std::int64_t>(state.iterations())) state.SkipWithError("wrong result size");
+  return o;
+}
+
 void BM_SqliteLast10k(benchmark::State& state) {
   bool indexed = state.range(0) != 0;
   auto path = fresh_file(indexed ? "query-indexed" : "query-plain");
   auto store = open_store("sqlite:" + path.string());
   auto c = store->collection("iot_service", "sensors");
   insert_batched(*c, 1000000, 5000);
-  if (indexed) {
-    IndexSpec spec;
-    spec.keys = {{"topic", 1}, {"reg_date", -1}};
-    c->create_index(spec);
-  }
   Document filter = Document().append("topic", "iot/site42/temperature");
-  FindOptions o;
-  o.sort = Document().append("reg_date", -1);
-  o.limit = 10000;
-  std::int64_t rows = 0;
-  for (auto _ : state) {
-    auto cursor = c->find(filter, o);
-    while (auto d = cursor->next()) ++rows;
-  }
-  if (rows != 10000 * static_cast<std::int64_t>(state.iterations())) state.SkipWithError("wrong result size");
+  FindOptions o = latest_readings_query(state, *c, filter, indexed);
   std::string plan = iotbridge::store::detail::sqlite_explain(*c, filter, o);
   for (auto& ch : plan)
     if (ch == '\n') ch = ';';
@@ -173,21 +180,7 @@ void BM_MongoLast10k(benchmark::State& state) {
       docs.clear();
     }
   }
-  if (indexed) {
-    IndexSpec spec;
-    spec.keys = {{"topic", 1}, {"reg_date", -1}};
-    c->create_index(spec);
-  }
-  Document filter = Document().append("topic", "iot/site7/temperature");
-  FindOptions o;
-  o.sort = Document().append("reg_date", -1);
-  o.limit = 10000;
-  std::int64_t rows = 0;
-  for (auto _ : state) {
-    auto cursor = c->find(filter, o);
-    while (auto d = cursor->next()) ++rows;
-  }
-  if (rows != 10000 * static_cast<std::int64_t>(state.iterations())) state.SkipWithError("wrong result size");
+  latest_readings_query(state, *c, Document().append("topic", "iot/site7/temperature"), indexed);
   store->drop_database(db);
 }
 BENCHMARK(BM_MongoLast10k)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
