@@ -1,8 +1,9 @@
-// BoundedQueue<T>: a blocking, closable, bounded FIFO between threads, for
-// move-only items too. When full it blocks, fails, or drops the oldest item
-// (counted), as chosen at construction. close() wakes every waiter; pops then
-// drain what is left before they report closed, so nothing accepted is lost.
-// Thread-safe: any number of producers and consumers.
+/// @file
+/// BoundedQueue<T>: a blocking, closable, bounded FIFO between threads, for
+/// move-only items too. When full it blocks, fails, or drops the oldest item
+/// (counted), as chosen at construction. close() wakes every waiter; pops then
+/// drain what is left before they report closed, so nothing accepted is lost.
+/// Thread-safe: any number of producers and consumers.
 #pragma once
 
 #include <chrono>
@@ -19,15 +20,15 @@
 namespace iotbridge {
 
 enum class OverflowPolicy {
-  block,        // push waits for room (back-pressure)
-  fail,         // push returns false at once
-  drop_oldest,  // push evicts the oldest item and counts it in dropped()
+  block,        ///< push waits for room (back-pressure)
+  fail,         ///< push returns false at once
+  drop_oldest,  ///< push evicts the oldest item and counts it in dropped()
 };
 
 template <typename T>
 class BoundedQueue {
  public:
-  // capacity must be at least 1.
+  /// capacity must be at least 1.
   explicit BoundedQueue(std::size_t capacity, OverflowPolicy policy = OverflowPolicy::block)
       : capacity_(capacity), policy_(policy) {
     if (capacity == 0) throw Error(ErrorCategory::config, "BoundedQueue capacity must be at least 1");
@@ -35,10 +36,10 @@ class BoundedQueue {
   BoundedQueue(const BoundedQueue&) = delete;
   BoundedQueue& operator=(const BoundedQueue&) = delete;
 
-  // Adds an item, applying the overflow policy when full. Returns false when
-  // the item was not accepted: the queue is closed, it is full under `fail`,
-  // or `stop` was requested while blocked. A rejected item is not moved from,
-  // so the caller still holds it.
+  /// Adds an item, applying the overflow policy when full. Returns false when
+  /// the item was not accepted: the queue is closed, it is full under `fail`,
+  /// or `stop` was requested while blocked. A rejected item is not moved from,
+  /// so the caller still holds it.
   template <typename U = T>
   bool push(U&& item, std::stop_token stop = {}) {
     std::unique_lock lock(mutex_);
@@ -57,7 +58,7 @@ class BoundedQueue {
     return true;
   }
 
-  // Adds an item only if there is room now (never blocks, never drops).
+  /// Adds an item only if there is room now (never blocks, never drops).
   template <typename U = T>
   bool try_push(U&& item) {
     std::unique_lock lock(mutex_);
@@ -68,8 +69,8 @@ class BoundedQueue {
     return true;
   }
 
-  // Waits for an item. nullopt once the queue is closed and drained, or when
-  // `stop` is requested.
+  /// Waits for an item. nullopt once the queue is closed and drained, or when
+  /// `stop` is requested.
   std::optional<T> pop(std::stop_token stop = {}) {
     std::unique_lock lock(mutex_);
     not_empty_.wait(lock, stop, [&] { return closed_ || !items_.empty(); });
@@ -88,9 +89,9 @@ class BoundedQueue {
     return take_locked(lock);
   }
 
-  // Moves up to `max` items into `out` (appending), waiting up to `timeout`
-  // for the first one; returns how many were moved. This is how a batching
-  // consumer takes "N items or T ms, whichever first".
+  /// Moves up to `max` items into `out` (appending), waiting up to `timeout`
+  /// for the first one; returns how many were moved. This is how a batching
+  /// consumer takes "N items or T ms, whichever first".
   template <typename Rep, typename Period>
   std::size_t pop_many(std::vector<T>& out, std::size_t max, std::chrono::duration<Rep, Period> timeout,
                        std::stop_token stop = {}) {
@@ -107,7 +108,7 @@ class BoundedQueue {
     return n;
   }
 
-  // No more pushes are accepted; waiters wake; remaining items can still be popped.
+  /// No more pushes are accepted; waiters wake; remaining items can still be popped.
   void close() {
     {
       std::lock_guard lock(mutex_);
@@ -121,7 +122,7 @@ class BoundedQueue {
     std::lock_guard lock(mutex_);
     return closed_;
   }
-  // True once closed and every item has been popped.
+  /// True once closed and every item has been popped.
   bool drained() const {
     std::lock_guard lock(mutex_);
     return closed_ && items_.empty();
@@ -132,12 +133,12 @@ class BoundedQueue {
   }
   std::size_t capacity() const noexcept { return capacity_; }
   OverflowPolicy policy() const noexcept { return policy_; }
-  // The largest size() ever reached.
+  /// The largest size() ever reached.
   std::size_t high_water_mark() const {
     std::lock_guard lock(mutex_);
     return high_water_;
   }
-  // Items evicted by drop_oldest.
+  /// Items evicted by drop_oldest.
   std::size_t dropped() const {
     std::lock_guard lock(mutex_);
     return dropped_;

@@ -1,8 +1,9 @@
-// TopicTree<T>: a trie from MQTT subscription filters to values, answering
-// "which filters match this topic?" in time proportional to the topic's depth
-// rather than the number of filters. This is what a client uses to dispatch a
-// message to per-filter handlers.
-// Not thread-safe: guard it with a lock when it is written while being read.
+/// @file
+/// TopicTree<T>: a trie from MQTT subscription filters to values, answering
+/// "which filters match this topic?" in time proportional to the topic's depth
+/// rather than the number of filters. This is what a client uses to dispatch a
+/// message to per-filter handlers.
+/// Not thread-safe: guard it with a lock when it is written while being read.
 #pragma once
 
 #include <cstddef>
@@ -26,10 +27,10 @@ class TopicTree {
   TopicTree(const TopicTree&) = delete;
   TopicTree& operator=(const TopicTree&) = delete;
 
-  // Stores `value` under `filter`, replacing any earlier value. Returns true
-  // when the filter was new. Throws Error (topic) on an invalid filter. A
-  // `$share/group/filter` string is stored as itself; callers that dispatch by
-  // the inner filter insert parse_shared(...)->filter instead.
+  /// Stores `value` under `filter`, replacing any earlier value. Returns true
+  /// when the filter was new. Throws Error (topic) on an invalid filter. A
+  /// `$share/group/filter` string is stored as itself; callers that dispatch by
+  /// the inner filter insert parse_shared(...)->filter instead.
   bool insert(std::string_view filter, T value) {
     validate_filter(filter);
     Node* node = &root_;
@@ -44,14 +45,14 @@ class TopicTree {
     return added;
   }
 
-  // Removes the filter; returns true when it was there. Empty branches are pruned.
+  /// Removes the filter; returns true when it was there. Empty branches are pruned.
   bool remove(std::string_view filter) {
     if (!remove_below(root_, filter)) return false;
     --size_;
     return true;
   }
 
-  // The value stored under exactly this filter, or nullptr.
+  /// The value stored under exactly this filter, or nullptr.
   T* find(std::string_view filter) {
     Node* node = &root_;
     bool found = true;
@@ -68,14 +69,14 @@ class TopicTree {
   }
   const T* find(std::string_view filter) const { return const_cast<TopicTree*>(this)->find(filter); }
 
-  // Calls visit(value) for every stored filter that matches `topic` (each at
-  // most once). `topic` must be a valid topic name.
+  /// Calls visit(value) for every stored filter that matches `topic` (each at
+  /// most once). `topic` must be a valid topic name.
   template <typename Visitor>
   void match(std::string_view topic, Visitor&& visit) {
     match_below(root_, topic, /*first_level=*/true, visit);
   }
 
-  // True when at least one stored filter matches `topic`.
+  /// True when at least one stored filter matches `topic`.
   bool matches_any(std::string_view topic) {
     bool any = false;
     match(topic, [&](T&) { any = true; });
@@ -114,7 +115,7 @@ class TopicTree {
     return it == node.children.end() ? nullptr : it->second.get();
   }
 
-  // `rest` is what remains of the topic below `node`.
+  /// `rest` is what remains of the topic below `node`.
   template <typename Visitor>
   void match_below(Node& node, std::string_view rest, bool first_level, Visitor& visit) {
     // A filter starting with a wildcard never matches a topic starting with '$'.

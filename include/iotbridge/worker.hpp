@@ -1,13 +1,14 @@
-// Threads done the way the tutorials teach them, without their traps:
-//  - Worker: one std::jthread. Subclass and override run(stop), or pass a
-//    callable. An exception escaping run is captured (error(), rethrow()),
-//    never lost and never std::terminate.
-//  - WorkerPool: N workers running one callable, e.g. consumers of one queue.
-//  - PeriodicTimer: calls a function every interval (flush ticks) on its own
-//    thread, without drift, until stopped.
-// Each object is driven by one owning thread (start/stop/join); the work runs
-// on the threads they create. A subclass of Worker must call stop() in its own
-// destructor, before its members are destroyed.
+/// @file
+/// Threads done the way the tutorials teach them, without their traps:
+///  - Worker: one std::jthread. Subclass and override run(stop), or pass a
+///    callable. An exception escaping run is captured (error(), rethrow()),
+///    never lost and never std::terminate.
+///  - WorkerPool: N workers running one callable, e.g. consumers of one queue.
+///  - PeriodicTimer: calls a function every interval (flush ticks) on its own
+///    thread, without drift, until stopped.
+/// Each object is driven by one owning thread (start/stop/join); the work runs
+/// on the threads they create. A subclass of Worker must call stop() in its own
+/// destructor, before its members are destroyed.
 #pragma once
 
 #include <atomic>
@@ -28,32 +29,32 @@ class Worker {
  public:
   using Body = std::function<void(std::stop_token)>;
 
-  // For subclasses that override run().
+  /// For subclasses that override run().
   explicit Worker(std::string name = "worker");
-  // Runs `body` instead of run().
+  /// Runs `body` instead of run().
   explicit Worker(Body body, std::string name = "worker");
   virtual ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Starts the thread. Throws Error (config) if it is already running.
+  /// Starts the thread. Throws Error (config) if it is already running.
   void start();
-  // Asks run() to return (its stop_token fires); does not wait.
+  /// Asks run() to return (its stop_token fires); does not wait.
   void request_stop() noexcept;
-  // Waits for the thread to finish. Safe to call when not started.
+  /// Waits for the thread to finish. Safe to call when not started.
   void join();
-  // request_stop() then join().
+  /// request_stop() then join().
   void stop();
 
   bool running() const noexcept;
   const std::string& name() const noexcept { return name_; }
-  // The exception that escaped run(), or null.
+  /// The exception that escaped run(), or null.
   std::exception_ptr error() const;
-  // Rethrows error() if there was one.
+  /// Rethrows error() if there was one.
   void rethrow_if_failed() const;
 
  protected:
-  // The thread's body. The default calls the callable given to the constructor.
+  /// The thread's body. The default calls the callable given to the constructor.
   virtual void run(std::stop_token stop);
 
  private:
@@ -67,11 +68,11 @@ class Worker {
 
 class WorkerPool {
  public:
-  // body(stop, index) runs on each of `count` threads (index 0..count-1).
+  /// body(stop, index) runs on each of `count` threads (index 0..count-1).
   using Body = std::function<void(std::stop_token, std::size_t)>;
 
   WorkerPool(std::size_t count, Body body, std::string name = "pool");
-  ~WorkerPool();  // stops and joins
+  ~WorkerPool();  ///< stops and joins
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
@@ -80,7 +81,7 @@ class WorkerPool {
   void join();
   void stop();
   std::size_t size() const noexcept { return workers_.size(); }
-  // The first exception that escaped any worker, or null.
+  /// The first exception that escaped any worker, or null.
   std::exception_ptr error() const;
   void rethrow_if_failed() const;
 
@@ -92,8 +93,8 @@ class PeriodicTimer {
  public:
   using Tick = std::function<void()>;
 
-  // Calls `tick` every `interval` once started. An exception from tick is
-  // captured (error()) and stops the timer.
+  /// Calls `tick` every `interval` once started. An exception from tick is
+  /// captured (error()) and stops the timer.
   PeriodicTimer(std::chrono::milliseconds interval, Tick tick);
   ~PeriodicTimer();
   PeriodicTimer(const PeriodicTimer&) = delete;

@@ -1,38 +1,39 @@
-// Recorder: the main job. Subscribes to MQTT filters and stores every reading
-// as exactly one document (see payload.hpp for the document), in batches,
-// without losing what it accepted when the store, the broker or the process
-// itself goes away for a while.
-//
-//   network thread:  message -> Reading{_id, reg_date, ...}
-//                    -> append to the write-ahead journal (one plain write)
-//                    -> bounded queue (blocks only when the queue is full)
-//   record worker:   N readings or T ms -> fdatasync the write-ahead journal
-//                    -> decode -> insert_many(ignore_duplicate_ids)
-//                    -> trim the write-ahead journal through the batch
-//                       (at most every 200 ms: a trim is a checkpoint fsync)
-//   store failing:   retry with capped exponential backoff, still receiving;
-//                    past spill_threshold queued readings, batches go to the
-//                    disk spool (checksummed records, fsync per batch) and
-//                    come back out, in order, once the store answers again.
-//   start:           the spool and then the write-ahead journal left by an
-//                    earlier run are stored first (replayed), then messages.
-//
-// Exactly once into the store per accepted reading: the _id is fixed when a
-// message is accepted and travels with the reading through the journal and
-// the spool, so a replay or a retry re-inserts the same _id, which
-// insert_many(ignore_duplicate_ids) stores once (counted as a duplicate).
-//
-// The one window left: libmosquitto sends the PUBACK of a QoS 1 message before
-// the message reaches the callback (lib/handle_publish.c), so a process killed
-// between those two points loses that message although the broker thinks it
-// was delivered. The window is the time to parse one packet; everything after
-// the journal append survives SIGKILL, and everything the worker has fsynced
-// survives a power loss. QoS 1 redelivery by the broker (after a lost
-// connection) can still store a message twice under two _ids: MQTT 3.1.1
-// gives the recorder nothing to recognise it by.
-//
-// Thread-safety: start/stop/run/wait_* are driven by one owning thread;
-// stats() may be called from any thread at any time.
+/// @file
+/// Recorder: the main job. Subscribes to MQTT filters and stores every reading
+/// as exactly one document (see payload.hpp for the document), in batches,
+/// without losing what it accepted when the store, the broker or the process
+/// itself goes away for a while.
+///
+///   network thread:  message -> Reading{_id, reg_date, ...}
+///                    -> append to the write-ahead journal (one plain write)
+///                    -> bounded queue (blocks only when the queue is full)
+///   record worker:   N readings or T ms -> fdatasync the write-ahead journal
+///                    -> decode -> insert_many(ignore_duplicate_ids)
+///                    -> trim the write-ahead journal through the batch
+///                       (at most every 200 ms: a trim is a checkpoint fsync)
+///   store failing:   retry with capped exponential backoff, still receiving;
+///                    past spill_threshold queued readings, batches go to the
+///                    disk spool (checksummed records, fsync per batch) and
+///                    come back out, in order, once the store answers again.
+///   start:           the spool and then the write-ahead journal left by an
+///                    earlier run are stored first (replayed), then messages.
+///
+/// Exactly once into the store per accepted reading: the _id is fixed when a
+/// message is accepted and travels with the reading through the journal and
+/// the spool, so a replay or a retry re-inserts the same _id, which
+/// insert_many(ignore_duplicate_ids) stores once (counted as a duplicate).
+///
+/// The one window left: libmosquitto sends the PUBACK of a QoS 1 message before
+/// the message reaches the callback (lib/handle_publish.c), so a process killed
+/// between those two points loses that message although the broker thinks it
+/// was delivered. The window is the time to parse one packet; everything after
+/// the journal append survives SIGKILL, and everything the worker has fsynced
+/// survives a power loss. QoS 1 redelivery by the broker (after a lost
+/// connection) can still store a message twice under two _ids: MQTT 3.1.1
+/// gives the recorder nothing to recognise it by.
+///
+/// Thread-safety: start/stop/run/wait_* are driven by one owning thread;
+/// stats() may be called from any thread at any time.
 #pragma once
 
 #include <chrono>
@@ -59,149 +60,156 @@ using StatsHandler = std::function<void(const RecorderStats&)>;
 
 struct RecorderOptions {
   // ---- from ----
-  // The filters to record; at least one. "$share/{group}/{filter}" splits a
-  // stream among recorders of one group (each message goes to one of them).
+  /// The filters to record; at least one. "$share/{group}/{filter}" splits a
+  /// stream among recorders of one group (each message goes to one of them).
   std::vector<std::string> filters;
-  int qos = 1;  // default 1: subscription QoS (QoS 1 + the journal = nothing lost)
-  // The connection, used when the Recorder makes its own client. For a
-  // persistent session (readings published while the recorder is down are
-  // kept by the broker) set client_id and clean_session = false.
+  int qos = 1;  ///< default 1: subscription QoS (QoS 1 + the journal = nothing lost)
+  /// The connection, used when the Recorder makes its own client. For a
+  /// persistent session (readings published while the recorder is down are
+  /// kept by the broker) set client_id and clean_session = false.
   mqtt::Options mqtt;
 
   // ---- to ----
-  std::string store_uri = "sqlite:iotbridge.db";  // default "sqlite:iotbridge.db"; used when no store is given
-  std::string database = "iot_service";           // default "iot_service"
-  std::string collection = "sensors";             // default "sensors"
-  DocumentOptions document;                       // default: _id, topic, value, reg_date
-  // Ping the store in start() and throw when it does not answer (so a wrong
-  // URI is reported at once). Outages after start are waited out either way.
-  bool check_store_on_start = true;  // default true
+  std::string store_uri = "sqlite:iotbridge.db";  ///< default "sqlite:iotbridge.db"; used when no store is given
+  std::string database = "iot_service";           ///< default "iot_service"
+  std::string collection = "sensors";             ///< default "sensors"
+  DocumentOptions document;                       ///< default: _id, topic, value, reg_date
+  /// Ping the store in start() and throw when it does not answer (so a wrong
+  /// URI is reported at once). Outages after start are waited out either way.
+  bool check_store_on_start = true;  ///< default true
 
-  // A reading whose topic + payload exceed this cannot be one document
-  // (MongoDB's limit is 16 MiB): it is rejected and reported, not retried.
-  std::size_t max_document_bytes = 16 * 1024 * 1024 - 16 * 1024;  // default 16 MiB - 16 KiB
+  /// A reading whose topic + payload exceed this cannot be one document
+  /// (MongoDB's limit is 16 MiB): it is rejected and reported, not retried.
+  std::size_t max_document_bytes = 16 * 1024 * 1024 - 16 * 1024;  ///< default 16 MiB - 16 KiB
 
   // ---- batching ----
-  std::size_t batch_size = 1000;                  // default 1000 documents per insert_many
-  std::chrono::milliseconds flush_interval{100};  // default 100 ms: a partial batch waits at most this
-  // Readings held in memory between the network thread and the worker. When
-  // full the network thread waits, which slows the broker down (QoS 1 flow
-  // control) instead of dropping anything.
-  std::size_t queue_capacity = 100000;  // default 100000
+  std::size_t batch_size = 1000;                  ///< default 1000 documents per insert_many
+  std::chrono::milliseconds flush_interval{100};  ///< default 100 ms: a partial batch waits at most this
+  /// Readings held in memory between the network thread and the worker. When
+  /// full the network thread waits, which slows the broker down (QoS 1 flow
+  /// control) instead of dropping anything.
+  std::size_t queue_capacity = 100000;  ///< default 100000
 
   // ---- durability ----
-  // Folder of the write-ahead journal ("wal/") and the disk spool ("spool/"),
-  // created if missing and locked (one recorder per folder). Empty: neither,
-  // readings live only in memory (lost on a crash; the store being down then
-  // fills the queue and slows the intake).
-  std::filesystem::path spool_dir = "iotbridge-spool";  // default "./iotbridge-spool"
-  // fdatasync the write-ahead journal once per batch (power-loss safety).
-  // Off, it still survives a killed process (the data is in the page cache).
-  bool sync_write_ahead = true;  // default true
-  // The spool refuses batches past this size (a full disk must not corrupt
-  // it): the intake then slows down as with no spool. 0: no limit.
-  std::uint64_t spool_max_bytes = 0;  // default 0: only the disk limits it
+  /// Folder of the write-ahead journal ("wal/") and the disk spool ("spool/"),
+  /// created if missing and locked (one recorder per folder). Empty: neither,
+  /// readings live only in memory (lost on a crash; the store being down then
+  /// fills the queue and slows the intake).
+  std::filesystem::path spool_dir = "iotbridge-spool";  ///< default "./iotbridge-spool"
+  /// fdatasync the write-ahead journal once per batch (power-loss safety).
+  /// Off, it still survives a killed process (the data is in the page cache).
+  bool sync_write_ahead = true;  ///< default true
+  /// The spool refuses batches past this size (a full disk must not corrupt
+  /// it): the intake then slows down as with no spool. 0: no limit.
+  std::uint64_t spool_max_bytes = 0;  ///< default 0: only the disk limits it
 
   // ---- the store failing ----
-  std::chrono::milliseconds retry_delay_min{100};   // default 0.1 s, doubling per failure
-  std::chrono::milliseconds retry_delay_max{5000};  // default 5 s
-  // While the store fails, queued readings beyond this go to the spool.
-  // 0: half of queue_capacity.
-  std::size_t spill_threshold = 0;  // default 0: queue_capacity / 2
-  // How long stop() keeps trying a failing store before it leaves the rest
-  // in the journal / spool for the next start (nothing is lost either way).
-  std::chrono::milliseconds shutdown_timeout{10000};  // default 10 s
+  std::chrono::milliseconds retry_delay_min{100};   ///< default 0.1 s, doubling per failure
+  std::chrono::milliseconds retry_delay_max{5000};  ///< default 5 s
+  /// While the store fails, queued readings beyond this go to the spool.
+  /// 0: half of queue_capacity.
+  std::size_t spill_threshold = 0;  ///< default 0: queue_capacity / 2
+  /// How long stop() keeps trying a failing store before it leaves the rest
+  /// in the journal / spool for the next start (nothing is lost either way).
+  std::chrono::milliseconds shutdown_timeout{10000};  ///< default 10 s
 
   // ---- stopping by itself (iotbridge-sub -C) ----
-  // Stop accepting after this many messages, and make run() return once they
-  // are stored. 0: no limit.
-  std::uint64_t max_messages = 0;  // default 0
+  /// Stop accepting after this many messages, and make run() return once they
+  /// are stored. 0: no limit.
+  std::uint64_t max_messages = 0;  ///< default 0
 
   // ---- reporting ----
-  LogHandler on_log;  // default: warnings and errors to stderr
-  // Called every stats_interval on a timer thread (a status line, say).
+  LogHandler on_log;  ///< default: warnings and errors to stderr
+  /// Called every stats_interval on a timer thread (a status line, say).
   StatsHandler on_stats;
-  std::chrono::milliseconds stats_interval{0};  // default 0: never
+  std::chrono::milliseconds stats_interval{0};  ///< default 0: never
 };
 
-// A snapshot of the counters. Readings are counted, not messages of the
-// previous runs: received + replayed = stored + rejected + pending.
+/// A snapshot of the counters. Readings are counted, not messages of the
+/// previous runs: received + replayed = stored + rejected + pending.
 struct RecorderStats {
-  std::uint64_t received = 0;    // messages accepted from the broker in this run
-  std::uint64_t replayed = 0;    // readings recovered at start (journal and spool of an earlier run)
-  std::uint64_t stored = 0;      // readings the store has confirmed (duplicates included)
-  std::uint64_t duplicates = 0;  // of stored: already in the store (a replay of a stored reading)
-  std::uint64_t rejected = 0;    // refused by the store as a document (reason in last_error), skipped
-  std::uint64_t pending = 0;     // accepted and not yet confirmed (memory, journal, spool)
-  std::uint64_t ignored = 0;     // arrived after max_messages or after stop()
+  std::uint64_t received = 0;    ///< messages accepted from the broker in this run
+  std::uint64_t replayed = 0;    ///< readings recovered at start (journal and spool of an earlier run)
+  std::uint64_t stored = 0;      ///< readings the store has confirmed (duplicates included)
+  std::uint64_t duplicates = 0;  ///< of stored: already in the store (a replay of a stored reading)
+  std::uint64_t rejected = 0;    ///< refused by the store as a document (reason in last_error), skipped
+  std::uint64_t pending = 0;     ///< accepted and not yet confirmed (memory, journal, spool)
+  std::uint64_t ignored = 0;     ///< arrived after max_messages or after stop()
 
-  // Decoding (of stored readings' first decode).
+  /// Decoding (of stored readings' first decode).
   std::uint64_t numbers = 0;
   std::uint64_t json = 0;
   std::uint64_t nulls = 0;
-  std::uint64_t text_fallbacks = 0;    // not a number, not JSON: stored as text
-  std::uint64_t binary_fallbacks = 0;  // not UTF-8: stored as binary
+  std::uint64_t text_fallbacks = 0;    ///< not a number, not JSON: stored as text
+  std::uint64_t binary_fallbacks = 0;  ///< not UTF-8: stored as binary
 
-  std::uint64_t batches = 0;         // successful insert_many calls
-  std::uint64_t retries = 0;         // failed insert_many attempts that were retried
-  std::uint64_t spooled = 0;         // readings written to the disk spool in this run
-  std::uint64_t unspooled = 0;       // readings read back from the spool and stored
-  std::uint64_t spool_bytes = 0;     // size of the spool now
-  std::uint64_t journal_errors = 0;  // write-ahead appends that failed (reading kept in memory only)
-  std::uint64_t spool_errors = 0;    // spool writes that failed (full, disk error): readings kept in memory
+  std::uint64_t batches = 0;         ///< successful insert_many calls
+  std::uint64_t retries = 0;         ///< failed insert_many attempts that were retried
+  std::uint64_t spooled = 0;         ///< readings written to the disk spool in this run
+  std::uint64_t unspooled = 0;       ///< readings read back from the spool and stored
+  std::uint64_t spool_bytes = 0;     ///< size of the spool now
+  std::uint64_t journal_errors = 0;  ///< write-ahead appends that failed (reading kept in memory only)
+  std::uint64_t spool_errors = 0;    ///< spool writes that failed (full, disk error): readings kept in memory
 
   std::size_t queue_depth = 0;
   std::size_t queue_capacity = 0;
   std::size_t queue_high_water = 0;
 
-  bool connected = false;        // to the broker, now
-  std::uint64_t reconnects = 0;  // connections after the first
-  bool store_ok = true;          // the last insert attempt succeeded
-  std::string last_error;        // the latest failure in words (empty: none)
+  bool connected = false;        ///< to the broker, now
+  std::uint64_t reconnects = 0;  ///< connections after the first
+  bool store_ok = true;          ///< the last insert attempt succeeded
+  std::string last_error;        ///< the latest failure in words (empty: none)
   double uptime_seconds = 0;
 
-  // One JSON object, keys as the fields above.
+  /// One JSON object, keys as the fields above.
   std::string to_json() const;
-  // "recv 1200 stored 1180 pend 20 dup 0 q 20/100000 retry 0 spool 0 (0 B) fb 3t/0b ok"
+  /// "recv 1200 stored 1180 pend 20 dup 0 q 20/100000 retry 0 spool 0 (0 B) fb 3t/0b ok"
   std::string status_line() const;
 };
 
 class Recorder {
  public:
-  // The store (when null, opened from options.store_uri) and the client (when
-  // null, made from options.mqtt with make_mosquitto_client). A given client
-  // is driven by the recorder: it connects it if needed, runs loop_start(),
-  // subscribes, and disconnects it in stop(); do not run its loop yourself.
-  // Throws Error (config) on inconsistent options (no filter, bad filter,
-  // qos, batch_size 0, ...). Does not connect.
+  /// The store (when null, opened from options.store_uri) and the client (when
+  /// null, made from options.mqtt with make_mosquitto_client). A given client
+  /// is driven by the recorder: it connects it if needed, runs loop_start(),
+  /// subscribes, and disconnects it in stop(); do not run its loop yourself.
+  /// Does not connect.
+  /// @param options  what to record, where to, and how (every field has a default but `filters`)
+  /// @param store    a store to write to; null: open_store(options.store_uri) in start()
+  /// @param client   an MQTT client to drive; null: make_mosquitto_client(options.mqtt)
+  /// @throws Error (config) on inconsistent options (no filter, bad filter,
+  ///         qos, batch_size 0, ...)
   explicit Recorder(RecorderOptions options, std::shared_ptr<store::DocumentStore> store = nullptr,
                     std::shared_ptr<mqtt::Client> client = nullptr);
-  // stop() if running.
+  /// stop() if running.
   ~Recorder();
   Recorder(const Recorder&) = delete;
   Recorder& operator=(const Recorder&) = delete;
 
-  // Locks and opens the spool folder, replays what an earlier run left,
-  // opens the store (and pings it), connects to the broker and subscribes.
-  // Throws Error: io (spool folder unusable or locked by another recorder),
-  // store (unreachable with check_store_on_start), mqtt (broker unreachable,
-  // refused, subscription refused), topic (bad filter). Leaves nothing
-  // running when it throws.
+  /// Locks and opens the spool folder, replays what an earlier run left,
+  /// opens the store (and pings it), connects to the broker and subscribes.
+  /// Throws Error: io (spool folder unusable or locked by another recorder),
+  /// store (unreachable with check_store_on_start), mqtt (broker unreachable,
+  /// refused, subscription refused), topic (bad filter). Leaves nothing
+  /// running when it throws.
   void start();
 
-  // Stops taking messages (disconnects from the broker), stores everything
-  // queued (for up to shutdown_timeout while the store fails; what is left
-  // stays in the journal and spool for the next start), closes. Idempotent.
+  /// Stops taking messages (disconnects from the broker), stores everything
+  /// queued (for up to shutdown_timeout while the store fails; what is left
+  /// stays in the journal and spool for the next start), closes. Idempotent.
   void stop();
 
-  // start(); waits until `stop` is requested (ShutdownSignal::token()) or
-  // max_messages were accepted and stored; stop(). Returns the final stats.
+  /// start(); waits until `stop` is requested (ShutdownSignal::token()) or
+  /// max_messages were accepted and stored; stop().
+  /// @param stop  ends the run when requested (Ctrl-C / SIGTERM through ShutdownSignal)
+  /// @return the final stats: `pending == 0` when everything accepted was stored
+  /// @throws Error as start() does; nothing once running
   RecorderStats run(std::stop_token stop);
 
-  // Waits until every accepted reading is confirmed by the store (pending is
-  // 0 and the queue is empty). False on timeout. For tests and tools.
+  /// Waits until every accepted reading is confirmed by the store (pending is
+  /// 0 and the queue is empty). False on timeout. For tests and tools.
   bool wait_idle(std::chrono::milliseconds timeout) const;
-  // Waits until `received` reaches `count`. False on timeout.
+  /// Waits until `received` reaches `count`. False on timeout.
   bool wait_received(std::uint64_t count, std::chrono::milliseconds timeout) const;
 
   bool running() const noexcept;

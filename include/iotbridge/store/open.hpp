@@ -1,18 +1,19 @@
-// open_store: the factory for a DocumentStore from a URI.
-//
-//   mongodb://[user:pass@]host[:port][,...]/[?options]   libmongoc client pool
-//   mongodb+srv://...                                     (same, DNS seed list)
-//   sqlite:path/to/file.db                                embedded, one file for all databases
-//   sqlite::memory:                                       embedded, private to this store object
-//
-// MongoDB: serverSelectionTimeoutMS defaults to kDefaultServerSelectionTimeoutMs
-// (so a server that is down is reported in seconds) unless the URI sets it;
-// open_store itself does not contact the server (ping() does).
-// A bad URI throws Error (category config) saying what is wrong with it.
-// Credentials never appear in messages: see redact_uri().
-//
-// Thread-safety: open_store may be called from any thread; the returned store
-// is thread-safe (see store.hpp).
+/// @file
+/// open_store: the factory for a DocumentStore from a URI.
+///
+///   mongodb://[user:pass@]host[:port][,...]/[?options]   libmongoc client pool
+///   mongodb+srv://...                                     (same, DNS seed list)
+///   sqlite:path/to/file.db                                embedded, one file for all databases
+///   sqlite::memory:                                       embedded, private to this store object
+///
+/// MongoDB: serverSelectionTimeoutMS defaults to kDefaultServerSelectionTimeoutMs
+/// (so a server that is down is reported in seconds) unless the URI sets it;
+/// open_store itself does not contact the server (ping() does).
+/// A bad URI throws Error (category config) saying what is wrong with it.
+/// Credentials never appear in messages: see redact_uri().
+///
+/// Thread-safety: open_store may be called from any thread; the returned store
+/// is thread-safe (see store.hpp).
 #pragma once
 
 #include <memory>
@@ -25,10 +26,15 @@ namespace iotbridge::store {
 
 inline constexpr int kDefaultServerSelectionTimeoutMs = 5000;
 
+/// Opens the store a URI names (the forms above).
+/// @param uri  `mongodb://...`, `mongodb+srv://...`, `sqlite:PATH` or `sqlite::memory:`
+/// @return the store; MongoDB is not contacted yet (call ping() to check it answers)
+/// @throws Error (config) for a malformed or unknown URI; (store) when an SQLite
+///         file cannot be opened or created
 std::unique_ptr<DocumentStore> open_store(const std::string& uri);
 
-// "mongodb://user:secret@host/?authSource=x" -> "mongodb://user:***@host/?authSource=x";
-// also hides password=/tlsCertificateKeyFilePassword= options. Other URIs unchanged.
+/// "mongodb://user:secret@host/?authSource=x" -> "mongodb://user:***@host/?authSource=x";
+/// also hides password=/tlsCertificateKeyFilePassword= options. Other URIs unchanged.
 std::string redact_uri(std::string_view uri);
 
 }  // namespace iotbridge::store

@@ -1,18 +1,19 @@
-// DocumentStore and Collection: the one interface over MongoDB (libmongoc)
-// and the embedded SQLite store, with the everyday operations of the mongo
-// shell: databases and collections, indexes, inserts, updates, deletes, and
-// queries with MongoDB's filter, projection and sort semantics.
-//
-// Thread-safety: a DocumentStore and the Collection handles it returns are
-// safe to use from several threads at once (MongoDB: each call takes a client
-// from the pool; SQLite: one connection per store, each call and each cursor
-// step serialized by a mutex; other processes share the file through WAL mode
-// and a 5 s busy timeout). A Collection keeps its store's connections alive, so it may
-// outlive the DocumentStore object. A Cursor belongs to one thread.
-//
-// Errors: every failure throws iotbridge::Error (category store, the backend's
-// code); a filter, update or option a backend does not implement throws an
-// Error naming it, never ignored. Messages never contain credentials.
+/// @file
+/// DocumentStore and Collection: the one interface over MongoDB (libmongoc)
+/// and the embedded SQLite store, with the everyday operations of the mongo
+/// shell: databases and collections, indexes, inserts, updates, deletes, and
+/// queries with MongoDB's filter, projection and sort semantics.
+///
+/// Thread-safety: a DocumentStore and the Collection handles it returns are
+/// safe to use from several threads at once (MongoDB: each call takes a client
+/// from the pool; SQLite: one connection per store, each call and each cursor
+/// step serialized by a mutex; other processes share the file through WAL mode
+/// and a 5 s busy timeout). A Collection keeps its store's connections alive, so it may
+/// outlive the DocumentStore object. A Cursor belongs to one thread.
+///
+/// Errors: every failure throws iotbridge::Error (category store, the backend's
+/// code); a filter, update or option a backend does not implement throws an
+/// Error naming it, never ignored. Messages never contain credentials.
 #pragma once
 
 #include <cstdint>
@@ -29,15 +30,15 @@ namespace iotbridge::store {
 
 struct CollectionOptions {
   bool capped = false;
-  std::int64_t size_bytes = 0;     // capped: maximum total size in bytes (required when capped)
-  std::int64_t max_documents = 0;  // capped: maximum number of documents; 0 = no count limit
+  std::int64_t size_bytes = 0;     ///< capped: maximum total size in bytes (required when capped)
+  std::int64_t max_documents = 0;  ///< capped: maximum number of documents; 0 = no count limit
 };
 
-// An index on one or more field paths; direction 1 (ascending) or -1.
+/// An index on one or more field paths; direction 1 (ascending) or -1.
 struct IndexSpec {
   std::vector<std::pair<std::string, int>> keys;
-  bool unique = false;  // default: not unique
-  std::string name;     // default: MongoDB's "path_1_path2_-1"
+  bool unique = false;  ///< default: not unique
+  std::string name;     ///< default: MongoDB's "path_1_path2_-1"
 };
 
 struct IndexInfo {
@@ -47,29 +48,29 @@ struct IndexInfo {
 };
 
 struct FindOptions {
-  std::optional<Document> projection;  // {"a": 1, "_id": 0} or {"b": 0}; default: whole documents
-  Document sort;                       // {"value": -1, "reg_date": 1}; default: natural order
-  std::int64_t skip = 0;               // default 0
-  std::int64_t limit = 0;              // 0 = no limit
+  std::optional<Document> projection;  ///< {"a": 1, "_id": 0} or {"b": 0}; default: whole documents
+  Document sort;                       ///< {"value": -1, "reg_date": 1}; default: natural order
+  std::int64_t skip = 0;               ///< default 0
+  std::int64_t limit = 0;              ///< 0 = no limit
 };
 
 struct InsertManyOptions {
-  // Ordered (the default): stop at the first failure, like MongoDB.
+  /// Ordered (the default): stop at the first failure, like MongoDB.
   bool ordered = true;
-  // Retry safety: a document whose _id is already stored counts as inserted
-  // (skipped, not an error). The recorder sets it so a batch retried after a
-  // partial failure or a lost reply stores each reading exactly once.
+  /// Retry safety: a document whose _id is already stored counts as inserted
+  /// (skipped, not an error). The recorder sets it so a batch retried after a
+  /// partial failure or a lost reply stores each reading exactly once.
   bool ignore_duplicate_ids = false;
 };
 
 struct InsertManyResult {
-  std::vector<Value> inserted_ids;  // in input order, including skipped duplicates
-  std::int64_t inserted_count = 0;  // written by this call
+  std::vector<Value> inserted_ids;  ///< in input order, including skipped duplicates
+  std::int64_t inserted_count = 0;  ///< written by this call
   std::int64_t duplicates_skipped = 0;
 };
 
 struct UpdateOptions {
-  bool upsert = false;  // default: do not insert when nothing matches
+  bool upsert = false;  ///< default: do not insert when nothing matches
 };
 
 struct UpdateResult {
@@ -78,8 +79,8 @@ struct UpdateResult {
   std::optional<Value> upserted_id;
 };
 
-// insert_many failed on one document (ordered: documents before it were
-// written, those after it were not), like MongoDB's BulkWriteError.
+/// insert_many failed on one document (ordered: documents before it were
+/// written, those after it were not), like MongoDB's BulkWriteError.
 class BulkWriteError : public Error {
  public:
   BulkWriteError(const std::string& message, int code, std::size_t index, std::int64_t inserted_count)
@@ -93,18 +94,18 @@ class BulkWriteError : public Error {
   std::int64_t inserted_count_;
 };
 
-// Streams the results of a find; documents are fetched as they are read.
-// Use: while (auto doc = cursor->next()) { ... }  or  for (auto& doc : *cursor).
+/// Streams the results of a find; documents are fetched as they are read.
+/// Use: while (auto doc = cursor->next()) { ... }  or  for (auto& doc : *cursor).
 class Cursor {
  public:
   virtual ~Cursor() = default;
   Cursor(const Cursor&) = delete;
   Cursor& operator=(const Cursor&) = delete;
 
-  // The next document; nullopt at the end. Throws Error on failure.
+  /// The next document; nullopt at the end. Throws Error on failure.
   virtual std::optional<Document> next() = 0;
 
-  // Reads what is left into a vector (for small results).
+  /// Reads what is left into a vector (for small results).
   std::vector<Document> to_vector();
 
   class iterator {
@@ -143,14 +144,14 @@ class Collection {
   virtual const std::string& name() const = 0;
 
   // ---- writes ----
-  // Adds an ObjectId _id when the document has none; returns the _id.
+  /// Adds an ObjectId _id when the document has none; returns the _id.
   virtual Value insert_one(Document doc) = 0;
-  // Inserts in order in one batch (one transaction / one bulk write). Throws
-  // BulkWriteError naming the failing document.
+  /// Inserts in order in one batch (one transaction / one bulk write). Throws
+  /// BulkWriteError naming the failing document.
   virtual InsertManyResult insert_many(std::vector<Document> docs, const InsertManyOptions& options = {}) = 0;
-  // Replaces the first match with `replacement`, keeping its _id.
+  /// Replaces the first match with `replacement`, keeping its _id.
   virtual UpdateResult replace_one(const Document& filter, Document replacement, const UpdateOptions& options = {}) = 0;
-  // update: {"$set": {...}, "$unset": {...}, "$inc": {...}}.
+  /// update: {"$set": {...}, "$unset": {...}, "$inc": {...}}.
   virtual UpdateResult update_one(const Document& filter, const Document& update,
                                   const UpdateOptions& options = {}) = 0;
   virtual UpdateResult update_many(const Document& filter, const Document& update,
@@ -164,9 +165,9 @@ class Collection {
   virtual std::int64_t count_documents(const Document& filter = {}) = 0;
 
   // ---- indexes ----
-  // Returns the index name. Creating an existing identical index is a no-op.
+  /// Returns the index name. Creating an existing identical index is a no-op.
   virtual std::string create_index(const IndexSpec& spec) = 0;
-  // "_id_" first, then by name.
+  /// "_id_" first, then by name.
   virtual std::vector<IndexInfo> list_indexes() = 0;
   virtual void drop_index(const std::string& name) = 0;
 
@@ -174,10 +175,10 @@ class Collection {
   Collection() = default;
 };
 
-// What a store reports about a collection (iotbridge-db stats).
+/// What a store reports about a collection (iotbridge-db stats).
 struct CollectionStats {
   std::int64_t count = 0;
-  std::int64_t size_bytes = 0;  // total BSON size of the documents (SQLite) / server's "size"
+  std::int64_t size_bytes = 0;  ///< total BSON size of the documents (SQLite) / server's "size"
   bool capped = false;
   std::int64_t max_size_bytes = 0;
   std::int64_t max_documents = 0;
@@ -190,25 +191,25 @@ class DocumentStore {
   DocumentStore(const DocumentStore&) = delete;
   DocumentStore& operator=(const DocumentStore&) = delete;
 
-  // "mongodb" or "sqlite".
+  /// "mongodb" or "sqlite".
   virtual std::string backend() const = 0;
-  // The URI with credentials redacted.
+  /// The URI with credentials redacted.
   virtual std::string description() const = 0;
 
-  // Checks that the store answers (MongoDB: a ping); throws Error otherwise.
+  /// Checks that the store answers (MongoDB: a ping); throws Error otherwise.
   virtual void ping() = 0;
 
   virtual std::vector<std::string> list_databases() = 0;
   virtual std::vector<std::string> list_collections(const std::string& db) = 0;
-  // Throws Error when the collection exists already.
+  /// Throws Error when the collection exists already.
   virtual void create_collection(const std::string& db, const std::string& name,
                                  const CollectionOptions& options = {}) = 0;
-  // False when there was no such collection.
+  /// False when there was no such collection.
   virtual bool drop_collection(const std::string& db, const std::string& name) = 0;
   virtual void drop_database(const std::string& db) = 0;
   virtual CollectionStats collection_stats(const std::string& db, const std::string& name) = 0;
 
-  // A handle; the collection is created by its first insert (like MongoDB).
+  /// A handle; the collection is created by its first insert (like MongoDB).
   virtual std::shared_ptr<Collection> collection(const std::string& db, const std::string& name) = 0;
 
  protected:
