@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
     iotbridge::store::FindOptions newest;
     newest.sort = json(R"({"$natural": -1})");  // natural order = insertion order; -1: newest first
     newest.limit = 3;
+    newest.projection = json(R"({"_id": 0})");  // everything but the _id
     std::printf("1. capped events (max 3), newest first:\n");
     print_all(*events->find({}, newest));
 

@@ -185,7 +185,8 @@ TEST_CASE("example recorder: stores --count readings as documents in SQLite and 
   store::FindOptions by_value;
   by_value.sort = store::Document::from_json(R"({"value": 1})");
   std::vector<double> values;
-  for (const auto& doc : *sensors->find({}, by_value)) {
+  auto cursor = sensors->find({}, by_value);  // kept: a range-for over *find(...) would outlive it
+  for (const auto& doc : *cursor) {
     CHECK(doc.get_string("topic") == "iot/recorder/reading");
     CHECK(doc.get_datetime("reg_date").has_value());
     values.push_back(doc.get_double("value").value_or(-1));  // "3" was stored as the number 3
