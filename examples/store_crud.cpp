@@ -13,6 +13,7 @@
 #include <string>
 
 using iotbridge::store::Document;
+using ll = long long;  // counts are std::int64_t; printf's %lld wants long long
 
 // Filters and documents written as JSON read like the mongo shell / PyMongo dicts.
 static Document json(std::string_view text) { return Document::from_json(text); }
@@ -65,9 +66,9 @@ int main(int argc, char** argv) {
                              json(R"({"_id": 1, "topic": "iot/kitchen/humidity", "value": 41.0})")});
     } catch (const iotbridge::store::BulkWriteError& e) {
       std::printf("3. insert_many failed at document %zu (%lld inserted before it, duplicate key: %s):\n  %s\n",
-                  e.index(), static_cast<long long>(e.inserted_count()), e.duplicate_key() ? "yes" : "no", e.what());
+                  e.index(), ll(e.inserted_count()), e.duplicate_key() ? "yes" : "no", e.what());
     }
-    std::printf("   readings now: %lld\n", static_cast<long long>(readings->count_documents()));
+    std::printf("   readings now: %lld\n", ll(readings->count_documents()));
 
     // 4. find(filter, projection, sort): PyMongo's
     //    find({"value": {"$gt": 20}}, {"_id": 0, "topic": 1, "value": 1}).sort("value", -1)
@@ -89,20 +90,20 @@ int main(int argc, char** argv) {
       auto r =
           readings->replace_one(json(R"({"topic": "iot/garage/temperature"})"),
                                 Document().append("topic", "iot/garage/temperature").append("value", value), upsert);
-      std::printf("6. replace_one upsert value %.1f: matched %lld, modified %lld, upserted %s\n", value,
-                  static_cast<long long>(r.matched), static_cast<long long>(r.modified), r.upserted_id ? "yes" : "no");
+      std::printf("6. replace_one upsert value %.1f: matched %lld, modified %lld, upserted %s\n", value, ll(r.matched),
+                  ll(r.modified), r.upserted_id ? "yes" : "no");
     }
 
     // 7. update_many with $set: every reading below 25 gets a new field.
     auto updated = readings->update_many(json(R"({"value": {"$lt": 25}})"), json(R"({"$set": {"checked": true}})"));
-    std::printf("7. update_many value < 25, $set checked: matched %lld, modified %lld\n",
-                static_cast<long long>(updated.matched), static_cast<long long>(updated.modified));
+    std::printf("7. update_many value < 25, $set checked: matched %lld, modified %lld\n", ll(updated.matched),
+                ll(updated.modified));
 
     // 8. delete_one and delete_many return how many documents went.
     auto one = readings->delete_one(json(R"({"_id": 2})"));
     auto many = readings->delete_many(json(R"({"value": {"$lt": 20}})"));
-    std::printf("8. delete_one _id 2: %lld, delete_many value < 20: %lld, left: %lld\n", static_cast<long long>(one),
-                static_cast<long long>(many), static_cast<long long>(readings->count_documents()));
+    std::printf("8. delete_one _id 2: %lld, delete_many value < 20: %lld, left: %lld\n", ll(one), ll(many),
+                ll(readings->count_documents()));
     print_all(*readings->find({}, options));
     return 0;
   } catch (const iotbridge::Error& e) {
