@@ -290,3 +290,21 @@ TEST_CASE("example store_crud: every step's result on SQLite and MongoDB", "[exa
   CHECK(store->collection_stats(database, "events").capped);
   if (backend == "mongodb") store->drop_database(database);
 }
+
+TEST_CASE("examples: each opens with what it teaches and how to run it, and has a tutorial", "[examples]") {
+  const fs::path source_dir = fs::path(IOTBRIDGE_SOURCE_DIR);
+  const std::string index = slurp(source_dir / "docs/examples/README.md");
+  int examples = 0;
+  for (const auto& entry : fs::directory_iterator(source_dir / "examples")) {
+    if (entry.path().extension() != ".cpp") continue;
+    ++examples;
+    const std::string name = entry.path().stem().string();
+    INFO(name);
+    const std::string text = slurp(entry.path());
+    CHECK_THAT(text, Catch::StartsWith("// What this teaches:"));
+    CHECK_THAT(text, Catch::Contains("// Run") && Catch::Contains("build/examples/" + name));
+    CHECK(fs::exists(source_dir / "docs/examples" / (name + ".md")));
+    CHECK_THAT(index, Catch::Contains("(" + name + ".md)"));
+  }
+  CHECK(examples == 8);
+}
