@@ -3,10 +3,11 @@
 // shared data), done with iotbridge's helpers: a Worker subclass, a callable
 // Worker, a BoundedQueue between one producer and a pool of consumers, and a
 // clean stop on Ctrl-C or when the work is done.
-// Run: build/test/examples/threads [readings]
+// Run (no broker needed):
+//   build/examples/threads --count 1000
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdio>
-#include <cstdlib>
 #include <iotbridge/queue.hpp>
 #include <iotbridge/shutdown.hpp>
 #include <iotbridge/worker.hpp>
@@ -37,7 +38,11 @@ class SensorSimulator : public iotbridge::Worker {
 };
 
 int main(int argc, char** argv) {
-  int count = argc > 1 ? std::atoi(argv[1]) : 1000;
+  int count = 1000;
+  CLI::App app{"Hands simulated readings from a producer thread to a pool of consumers."};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--count", count, "readings to produce")->check(CLI::NonNegativeNumber);
+  CLI11_PARSE(app, argc, argv);
   iotbridge::ShutdownSignal shutdown;          // Ctrl-C stops everything below
   iotbridge::BoundedQueue<Reading> queue(64);  // bounded: the producer waits when consumers lag
 
