@@ -204,3 +204,17 @@ TEST_CASE("mongo store: PyMongo reads what the mongo backend wrote", "[store][mo
   REQUIRE(rc == 0);
   CHECK(out == "iot/home/temp float 24.5 datetime\n");
 }
+
+TEST_CASE("store: the result of find() iterates directly in a range-for, cursor kept alive", "[store][sqlite]") {
+  auto store = open_store("sqlite::memory:");
+  auto c = store->collection("iot_service", "sensors");
+  insert_readings(*c, 25);
+  int seen = 0;
+  double sum = 0;
+  for (const Document& d : c->find(J(R"({"topic": "iot/dev3/temp"})"))) {
+    ++seen;
+    sum += *d.get_double("value");
+  }
+  CHECK(seen == 3);  // i = 3, 13, 23
+  CHECK(sum == Approx(20.0 + 3 + 20.0 + 6 + 20.0 + 2));
+}

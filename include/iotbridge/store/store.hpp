@@ -95,7 +95,11 @@ class BulkWriteError : public Error {
 };
 
 /// Streams the results of a find; documents are fetched as they are read.
-/// Use: while (auto doc = cursor->next()) { ... }  or  for (auto& doc : *cursor).
+/// Use: `while (auto doc = cursor->next()) { ... }`, or iterate the result of
+/// find() directly: `for (const Document& doc : coll->find(filter))` (the
+/// begin/end overloads below keep the cursor alive for the whole loop). Do not
+/// write `for (... : *coll->find(filter))`: the temporary unique_ptr dies before
+/// the loop body runs (C++20 range-for rules), leaving a dangling cursor.
 class Cursor {
  public:
   virtual ~Cursor() = default;
@@ -133,6 +137,11 @@ class Cursor {
  protected:
   Cursor() = default;
 };
+
+/// Lets `for (const Document& d : coll->find(filter))` iterate a cursor held
+/// by the temporary unique_ptr, which range-for keeps alive for the whole loop.
+inline Cursor::iterator begin(const std::unique_ptr<Cursor>& cursor) { return cursor->begin(); }
+inline Cursor::iterator end(const std::unique_ptr<Cursor>& cursor) { return cursor->end(); }
 
 class Collection {
  public:
