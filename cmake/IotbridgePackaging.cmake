@@ -85,7 +85,10 @@ if(iotbridge_library_type STREQUAL "STATIC_LIBRARY" AND CMAKE_STRIP)
     endif()")
 endif()
 
-# ---- CPack: one .deb ----
+# ---- CPack: one .deb (only as the top-level project: never a parent's CPack) ----
+if(NOT IOTBRIDGE_IS_TOP_LEVEL)
+  return()
+endif()
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME iotbridge)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
@@ -97,11 +100,10 @@ set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${IOTBRIDGE_PACKAGE_MAINTAINER}")
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
-# The first line is the synopsis; the rest becomes the extended description.
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION}: MQTT to MongoDB or SQLite recorder")
+# The summary is the synopsis line; the description becomes the extended text.
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "MQTT readings into MongoDB or SQLite: recorder, tools, C++ library")
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
-    "${CPACK_PACKAGE_DESCRIPTION_SUMMARY}
-iotbridge carries IoT readings from MQTT devices through a Mosquitto broker
+    "iotbridge carries IoT readings from MQTT devices through a Mosquitto broker
 into a document store (MongoDB, or an embedded SQLite file), without losing
 what it accepted when the store, the broker or the recorder goes away.
 .
