@@ -30,6 +30,8 @@ def main():
     ap.add_argument("--source-dir", required=True)
     ap.add_argument("--version", required=True)
     ap.add_argument("--mosquitto", default="")
+    ap.add_argument("--cxx", default=os.environ.get("CXX", "c++"))
+    ap.add_argument("--sanitize", default="", help="IOTBRIDGE_SANITIZE of the tree: the consumer links the runtime")
     args = ap.parse_args()
     c = Checklist("packaging:deb")
     work = temp_dir("iotbridge-deb-")
@@ -41,7 +43,7 @@ def main():
         run(["dpkg", "-x", deb, root], c, "dpkg -x unpacks the package into a temporary root")
         check_tools(c, root, work, args)
         check_man_pages(c, root, args.version)
-        check_pkg_config(c, root, work)
+        check_pkg_config(c, root, work, args)
         check_unit(c, root, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -185,7 +187,7 @@ def check_man_pages(c, root, version):
         c.check("ENVIRONMENT" in text and "SEE ALSO" in text, f"{tool}.1 has ENVIRONMENT and SEE ALSO")
 
 
-def check_pkg_config(c, root, work):
+def check_pkg_config(c, root, work, args):
     pcs = glob.glob(os.path.join(root, "usr", "lib", "**", "iotbridge.pc"), recursive=True)
     env = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(pcs[0]))
     if not shutil.which("pkg-config"):
@@ -202,8 +204,9 @@ def check_pkg_config(c, root, work):
                 'int main() { std::puts(iotbridge::topic_matches("home/+/light", "home/kitchen/light") ? '
                 '"pkg-config consumer ok" : "mismatch"); }\n')
     exe = os.path.join(work, "consumer")
-    cxx = os.environ.get("CXX", "c++")
-    run([cxx, source, "-o", exe] + flags, c, "a program compiles and links against the unpacked library with "
+    # An instrumented library needs the sanitizer runtime in the consumer's link too.
+    sanitize = [f"-fsanitize={args.sanitize}"] if args.sanitize else []
+    run([args.cxx, source, "-o", exe] + sanitize + flags, c, "a program compiles and links against the unpacked library with "
         "the .pc flags", timeout=120)
     r = run([exe], c, "the program runs")
     c.check(r.stdout.strip() == "pkg-config consumer ok", "the program calls into the library", r.stdout)
