@@ -62,11 +62,13 @@ if(IOTBRIDGE_BUILD_CLI AND IOTBRIDGE_MAN_PAGES)
   install(FILES ${iotbridge_man_pages} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 endif()
 
-# ---- the recorder as a service ----
-install(FILES ${PROJECT_SOURCE_DIR}/packaging/systemd/iotbridge-recorder@.service
-        DESTINATION ${IOTBRIDGE_SYSTEMD_UNIT_DIR})
-install(FILES ${PROJECT_SOURCE_DIR}/packaging/systemd/example.env DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
-        RENAME recorder.env)
+# ---- the recorder as a service (it runs iotbridge-sub) ----
+if(IOTBRIDGE_BUILD_CLI)
+  install(FILES ${PROJECT_SOURCE_DIR}/packaging/systemd/iotbridge-recorder@.service
+          DESTINATION ${IOTBRIDGE_SYSTEMD_UNIT_DIR})
+  install(FILES ${PROJECT_SOURCE_DIR}/packaging/systemd/example.env DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
+          RENAME recorder.env)
+endif()
 install(FILES ${PROJECT_SOURCE_DIR}/docs/operating.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR} RENAME copyright)
 
