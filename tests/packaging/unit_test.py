@@ -239,9 +239,18 @@ def run_unit(c, args, unit_path, env_path, work):
                 p = subprocess.Popen(command, env=process_env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
                 service_pid = p.pid
                 if trace_path:
-                    children = f"/proc/{p.pid}/task/{p.pid}/children"
-                    wait_for(lambda: p.poll() is not None or open(children).read().strip() != "", 10)
-                    service_pid = int(open(children).read().split()[0]) if p.poll() is None else p.pid
+                    # strace forks short-lived helpers before the tracee: find the child that runs argv[0].
+                    def tracee():
+                        try:
+                            for pid in open(f"/proc/{p.pid}/task/{p.pid}/children").read().split():
+                                if os.path.realpath(f"/proc/{pid}/exe") == os.path.realpath(argv[0]):
+                                    return int(pid)
+                        except OSError:
+                            pass
+                        return None
+
+                    wait_for(lambda: p.poll() is not None or tracee() is not None, 10)
+                    service_pid = tracee() or p.pid
                 subscribed = wait_for(lambda: p.poll() is not None or
                                       broker.logged(f"Sending SUBACK to {env['IOTBRIDGE_CLIENT_ID']}"), 20)
                 if subscribed and before_stop:
@@ -249,7 +258,10 @@ def run_unit(c, args, unit_path, env_path, work):
                 stored = wait_for(lambda: p.poll() is not None or count() >= expected_count, 20)
                 alive = p.poll() is None
                 if alive:
-                    os.kill(service_pid, kill_signal)
+                    try:
+                        os.kill(service_pid, kill_signal)
+                    except ProcessLookupError:  # the service ended by itself (strace still reaping it)
+                        alive = False
                 started = time.monotonic()
                 try:
                     code = p.wait(stop_timeout)
