@@ -211,6 +211,9 @@ def run_unit(c, args, unit_path, env_path, work):
         c.check(argv[argv.index("--spool") + 1] == state_dir, "--spool is the StateDirectory")
 
         process_env = {"PATH": "/usr/bin:/bin", "CREDENTIALS_DIRECTORY": credentials, "STATE_DIRECTORY": state_dir}
+        for name in ["ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"]:  # a sanitizer build's settings
+            if name in os.environ:
+                process_env[name] = os.environ[name]
         process_env.update(env)
         cwd = os.path.join(work, "cwd")  # systemd's is /, read-only under ProtectSystem=strict: nothing may land here
         os.makedirs(cwd)
@@ -236,7 +239,10 @@ def run_unit(c, args, unit_path, env_path, work):
             log_path = os.path.join(work, f"service-{expected_count}.log")
             with open(log_path, "w") as log:
                 command = ["strace", "-f", "-qq", "-o", trace_path, "--"] + argv if trace_path else argv
-                p = subprocess.Popen(command, env=process_env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+                run_env = dict(process_env)
+                if trace_path:  # LeakSanitizer cannot work under ptrace (an ASan build)
+                    run_env["ASAN_OPTIONS"] = (run_env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+                p = subprocess.Popen(command, env=run_env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
                 service_pid = p.pid
                 if trace_path:
                     # strace forks short-lived helpers before the tracee: find the child that runs argv[0].
