@@ -25,5 +25,9 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/iotbridgeConfigVersion.cm
 install(FILES ${PROJECT_BINARY_DIR}/iotbridgeConfig.cmake ${PROJECT_BINARY_DIR}/iotbridgeConfigVersion.cmake
   DESTINATION ${iotbridge_cmake_dir})
 
+# prefix relative to the .pc file itself, so that the file stays right wherever
+# the tree is installed (cmake --install --prefix, the .deb's /usr).
+file(RELATIVE_PATH iotbridge_pc_prefix ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
+string(REGEX REPLACE "/$" "" iotbridge_pc_prefix "${iotbridge_pc_prefix}")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/iotbridge.pc.in ${PROJECT_BINARY_DIR}/iotbridge.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/iotbridge.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
