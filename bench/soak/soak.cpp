@@ -26,6 +26,7 @@
 // 50 ms counter line gives that moment; the latency is sample time - publish
 // time (resolution: the 50 ms sampling). The end of the run checks the
 // assumption's consequence: every seq 0..N-1 is in the store exactly once.
+#include <sqlite3.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -40,11 +41,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -89,6 +92,7 @@ struct Config {
   std::string sub = std::string(IOTBRIDGE_BINARY_DIR) + "/cli/iotbridge-sub";
   double drain_timeout = 300;
   bool verify = true;
+  bool verify_api = false;  // read back through the store API also for FerretDB (slow)
 };
 
 // ---- the recorder child (--child-record) ------------------------------------
@@ -154,6 +158,14 @@ bool json_true(const std::string& line, const char* key) {
   return line.find(std::string("\"") + key + "\":true") != std::string::npos;
 }
 
+// The machine's 1-minute load average (the soak shares its cores).
+double load1() {
+  std::ifstream in("/proc/loadavg");
+  double v = NAN;
+  in >> v;
+  return v;
+}
+
 long rss_kb(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -188,6 +200,60 @@ std::string fmt_num(double v, int digits = 1) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);
   return buf;
+}
+
+// The folder of FerretDB's SQLite files, from its --sqlite-url=file:DIR/ argument.
+std::string ferret_data_dir(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+  std::string arg;
+  const std::string key = "--sqlite-url=file:";
+  while (std::getline(in, arg, '\0'))
+    if (arg.rfind(key, 0) == 0) {
+      std::string dir = arg.substr(key.size());
+      while (!dir.empty() && dir.back() == '/') dir.pop_back();
+      return dir;
+    }
+  throw std::runtime_error("cannot find FerretDB's --sqlite-url in /proc/" + std::to_string(pid) + "/cmdline");
+}
+
+using TakeDoc =
+    std::function<void(std::optional<std::int64_t>, std::optional<std::int64_t>, std::optional<std::int64_t>)>;
+
+// FerretDB 1.x (SQLite backend) keeps a collection as one table of JSON
+// documents ("_ferretdb_sjson"), named in _ferretdb_collections; dates are
+// milliseconds since the epoch.
+void read_ferretdb_file(const std::string& file, const std::string& collection, const TakeDoc& take) {
+  sqlite3* raw = nullptr;
+  if (sqlite3_open_v2(file.c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    std::string why = raw ? sqlite3_errmsg(raw) : "out of memory";
+    sqlite3_close(raw);
+    throw std::runtime_error("cannot open " + file + ": " + why);
+  }
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close);
+  auto prepare = [&](const std::string& sql) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db.get(), sql.c_str(), -1, &st, nullptr) != SQLITE_OK)
+      throw std::runtime_error(file + ": " + sqlite3_errmsg(db.get()));
+    return std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>(st, sqlite3_finalize);
+  };
+  auto q = prepare("SELECT table_name FROM _ferretdb_collections WHERE name = ?");
+  sqlite3_bind_text(q.get(), 1, collection.c_str(), -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(q.get()) != SQLITE_ROW) throw std::runtime_error(file + ": no collection " + collection);
+  std::string table = reinterpret_cast<const char*>(sqlite3_column_text(q.get(), 0));
+  auto rows = prepare(
+      "SELECT json_extract(_ferretdb_sjson, '$.value.seq'), json_extract(_ferretdb_sjson, '$.value.t'), "
+      "json_extract(_ferretdb_sjson, '$.reg_date') FROM \"" +
+      table + "\" ORDER BY rowid");
+  auto col = [&](int i) -> std::optional<std::int64_t> {
+    if (sqlite3_column_type(rows.get(), i) == SQLITE_NULL) return std::nullopt;
+    return sqlite3_column_int64(rows.get(), i);
+  };
+  int rc;
+  while ((rc = sqlite3_step(rows.get())) == SQLITE_ROW) {
+    auto reg_ms = col(2);
+    take(col(0), col(1), reg_ms ? std::optional<std::int64_t>(*reg_ms * 1000000) : std::nullopt);
+  }
+  if (rc != SQLITE_DONE) throw std::runtime_error(file + ": " + sqlite3_errmsg(db.get()));
 }
 
 // ---- the run ------------------------------------------------------------------
@@ -333,7 +399,7 @@ void publish_loop(Run& run, int port, std::stop_token stop) {
 void usage() {
   std::cerr << "usage: iotbridge_soak [--minutes M] [--rate R] [--devices D] [--store mongodb|sqlite]\n"
                "                      [--outage-seconds S] [--outage-at S] [--recorder cli|lib] [--spill N]\n"
-               "                      [--csv PATH] [--summary PATH] [--sub PATH] [--no-verify]\n";
+               "                      [--csv PATH] [--summary PATH] [--sub PATH] [--no-verify | --verify-api]\n";
 }
 
 int soak_main(const Config& cfg) {
@@ -420,7 +486,7 @@ int soak_main(const Config& cfg) {
 
   std::ofstream csv(cfg.csv);
   csv << "t_s,published,acked,stored,received,pub_rate,stored_rate,lat_p50_ms,lat_p99_ms,rss_kb,"
-         "disk_spool_bytes,disk_wal_bytes,spool_bytes,queue_depth,pending,spooled,retries,store_ok,outage\n";
+         "disk_spool_bytes,disk_wal_bytes,spool_bytes,queue_depth,pending,spooled,retries,store_ok,outage,load1\n";
 
   const auto t0 = Steady::now();
   run.t0_ns = now_ns();
@@ -459,6 +525,8 @@ int soak_main(const Config& cfg) {
     });
   }
 
+  double load_min = 1e9, load_max = 0;
+  std::uint64_t peak_stored_rate = 0;  // catching up after an outage
   std::vector<long> rss_series;
   std::vector<double> rss_t;
   std::uint64_t last_sent = 0, last_distinct = 0;
@@ -484,6 +552,11 @@ int soak_main(const Config& cfg) {
       bucket.swap(run.bucket_ms);
     }
     long rss = rss_kb(recorder.pid());
+    double load = load1();
+    if (!std::isnan(load)) {
+      load_min = std::min(load_min, load);
+      load_max = std::max(load_max, load);
+    }
     if (rss > 0) {
       rss_series.push_back(rss);
       rss_t.push_back(t);
@@ -495,7 +568,7 @@ int soak_main(const Config& cfg) {
         << fmt_num(percentile(bucket, 50), 2) << ',' << fmt_num(percentile(bucket, 99), 2) << ',' << rss << ','
         << dir_bytes(spool / "spool") << ',' << dir_bytes(spool / "wal") << ',' << l.spool_bytes << ',' << l.queue_depth
         << ',' << l.pending << ',' << l.spooled << ',' << l.retries << ',' << (l.store_ok ? 1 : 0) << ','
-        << (run.outage_now.load() ? 1 : 0) << '\n';
+        << (run.outage_now.load() ? 1 : 0) << ',' << fmt_num(load, 2) << '\n';
     csv.flush();
     if (row % 10 == 0 || !publishing)
       std::printf("soak: %4d s sent %llu stored %llu q %llu pend %llu spool %llu B rss %ld kB%s\n", row,
@@ -503,6 +576,7 @@ int soak_main(const Config& cfg) {
                   static_cast<unsigned long long>(l.queue_depth), static_cast<unsigned long long>(l.pending),
                   static_cast<unsigned long long>(l.spool_bytes), rss, l.store_ok ? "" : " store FAILING");
     std::fflush(stdout);
+    peak_stored_rate = std::max(peak_stored_rate, distinct - std::min(distinct, last_distinct));
     last_sent = sent;
     last_distinct = distinct;
     if (!recorder.alive()) {
@@ -545,37 +619,65 @@ int soak_main(const Config& cfg) {
 
   // ---- what the store holds ----
   std::uint64_t in_store = 0, distinct_seqs = 0, dup_docs = 0, missing = 0, foreign = 0;
+  // Documents in natural (insertion) order whose seq is below one inserted
+  // before them: 0 means the store took the readings in publish order, which
+  // is what the latency mapping assumes.
+  std::uint64_t out_of_order = 0;
+  std::int64_t max_seq = -1;
   std::vector<double> accept_ms;
-  if (cfg.verify) {
-    auto store = store::open_store(uri);
-    auto coll = store->collection(kDatabase, kCollection);
-    in_store = static_cast<std::uint64_t>(coll->count_documents());
-    std::vector<std::uint8_t> seen(sent, 0);
-    store::FindOptions fo;
-    fo.projection = store::Document::from_json(R"({"_id":0,"value":1,"reg_date":1})");
-    auto cursor = coll->find(store::Document(), fo);
-    accept_ms.reserve(sent);
-    while (auto doc = cursor->next()) {
-      auto seq = doc->get_int64("value.seq");
-      auto t = doc->get_int64("value.t");
-      if (!seq || *seq < 0 || static_cast<std::uint64_t>(*seq) >= sent) {
-        ++foreign;
-        continue;
-      }
-      if (seen[static_cast<std::size_t>(*seq)]++) {
-        ++dup_docs;
-        continue;
-      }
-      if (auto reg = doc->get_datetime("reg_date"); reg && t) {
-        auto reg_ns =
-            std::chrono::duration_cast<std::chrono::nanoseconds>(reg->time_point().time_since_epoch()).count();
-        accept_ms.push_back(static_cast<double>(reg_ns - *t) / 1e6);
-      }
+  std::string verify_error;
+  std::vector<std::uint8_t> seen(cfg.verify ? sent : 0, 0);
+  const auto verify_start = Steady::now();
+  // One stored document: its seq, its publish time, its reg_date (ns).
+  auto take = [&](std::optional<std::int64_t> seq, std::optional<std::int64_t> t, std::optional<std::int64_t> reg_ns) {
+    ++in_store;
+    if (!seq || *seq < 0 || static_cast<std::uint64_t>(*seq) >= sent) {
+      ++foreign;
+      return;
     }
-    for (auto s : seen)
-      if (s) ++distinct_seqs;
-    missing = sent - distinct_seqs;
-  }
+    if (*seq < max_seq) ++out_of_order;
+    max_seq = std::max(max_seq, *seq);
+    if (seen[static_cast<std::size_t>(*seq)]++) {
+      ++dup_docs;
+      return;
+    }
+    if (reg_ns && t) accept_ms.push_back(static_cast<double>(*reg_ns - *t) / 1e6);
+  };
+  std::string verify_how;
+  if (cfg.verify) try {
+      accept_ms.reserve(sent);
+      if (mongo && !cfg.verify_api) {
+        // FerretDB serves a full find at a few thousand documents per second
+        // here (and counts through an aggregation that holds the whole
+        // collection in memory), so with FerretDB stopped its SQLite file is
+        // read directly: one row per document, in insertion (rowid) order.
+        verify_how = "FerretDB's SQLite file, FerretDB stopped";
+        std::string data = ferret_data_dir(ferret->pid());
+        ferret->stop();
+        read_ferretdb_file(data + "/" + kDatabase + ".sqlite", kCollection, take);
+      } else {
+        // Every document once, in natural order, through the store API.
+        verify_how = "find() through the store API";
+        auto store = store::open_store(uri);
+        auto coll = store->collection(kDatabase, kCollection);
+        store::FindOptions fo;
+        fo.projection = store::Document::from_json(R"({"_id":0,"value":1,"reg_date":1})");
+        auto cursor = coll->find(store::Document(), fo);
+        while (auto doc = cursor->next()) {
+          std::optional<std::int64_t> reg_ns;
+          if (auto reg = doc->get_datetime("reg_date"))
+            reg_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(reg->time_point().time_since_epoch()).count();
+          take(doc->get_int64("value.seq"), doc->get_int64("value.t"), reg_ns);
+        }
+      }
+      for (auto s : seen)
+        if (s) ++distinct_seqs;
+      missing = sent - distinct_seqs;
+    } catch (const std::exception& e) {
+      verify_error = e.what();
+      std::fprintf(stderr, "soak: reading the store back failed: %s\n", e.what());
+    }
+  const double verify_seconds = std::chrono::duration<double>(Steady::now() - verify_start).count();
 
   // The store restarted by the chaos thread lives as long as that thread.
   if (chaos.joinable()) {
@@ -647,7 +749,8 @@ int soak_main(const Config& cfg) {
                                                           : json_uint(final_stats.line, "rejected").value_or(0) +
                                                                 json_uint(final_stats.line, "pending").value_or(0) +
                                                                 json_uint(final_stats.line, "ignored").value_or(0);
-  const bool exact = cfg.verify ? (distinct_seqs + reported == published && missing == reported && published == sent)
+  const bool exact = cfg.verify ? verify_error.empty() && (distinct_seqs + reported == published &&
+                                                           missing == reported && published == sent)
                                 : (final_stats.stored + reported == published);
   std::ostringstream s;
   s << "| measure | value |\n|---|---|\n";
@@ -663,7 +766,13 @@ int soak_main(const Config& cfg) {
     << run.publish_errors.load() << ") |\n";
   s << "| stored (distinct seqs in the store) | " << distinct_seqs << " (documents " << in_store << ") |\n";
   s << "| duplicates in the store / foreign docs | " << dup_docs << " / " << foreign << " |\n";
+  if (cfg.verify)
+    s << "| read back | "
+      << (verify_error.empty() ? "all documents, " + verify_how + ", in " + fmt_num(verify_seconds, 0) + " s"
+                               : "FAILED: " + verify_error)
+      << " |\n";
   s << "| missing seqs | " << missing << " |\n";
+  s << "| documents out of publish order (natural order) | " << out_of_order << " |\n";
   s << "| reported by the recorder (rejected + pending + ignored) | " << reported << " |\n";
   s << "| accounting published = stored + reported | " << (exact ? "exact" : "NOT exact") << " |\n";
   s << "| recorder counters at exit | received " << json_uint(final_stats.line, "received").value_or(0) << ", stored "
@@ -677,6 +786,7 @@ int soak_main(const Config& cfg) {
     << fmt_num(static_cast<double>(distinct_seqs ? distinct_seqs : published) / std::max(1.0, drained_at), 0)
     << " msg/s; publishing " << fmt_num(end_publish, 0) << " s, all stored at " << fmt_num(drained_at, 1) << " s"
     << (drained ? "" : " (NOT drained)") << " |\n";
+  s << "| peak stored rate (one second, catching up after an outage) | " << peak_stored_rate << " readings/s |\n";
   s << "| publish-to-stored p50 / p99 / max, all | " << fmt_num(percentile(all_ms, 50)) << " / "
     << fmt_num(percentile(all_ms, 99)) << " / " << fmt_num(percentile(all_ms, 100)) << " ms (" << all_ms.size()
     << " readings) |\n";
@@ -690,6 +800,8 @@ int soak_main(const Config& cfg) {
     << " / " << fmt_num(rss_max / 1024.0) << " / " << fmt_num(rss_last / 1024.0) << " MB |\n";
   s << "| RSS slope, whole run / second half | " << fmt_num(rss_slope_all, 2) << " / " << fmt_num(rss_slope_2nd, 2)
     << " MB/min |\n";
+  s << "| machine load (1-min average, 2 cores) min / max | " << fmt_num(load_min, 2) << " / " << fmt_num(load_max, 2)
+    << " |\n";
   s << "| recorder exit status | " << status << (recorder_died ? " (DIED during the run)" : "") << " |\n";
   std::printf("\n%s", s.str().c_str());
   if (!cfg.summary.empty()) {
@@ -755,6 +867,8 @@ int main(int argc, char** argv) {
       cfg.sub = next();
     else if (k == "--drain-timeout")
       cfg.drain_timeout = std::stod(next());
+    else if (k == "--verify-api")
+      cfg.verify_api = true;
     else if (k == "--no-verify")
       cfg.verify = false;
     else {
