@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Draws the soak's CSV (bench/soak/soak.cpp) as one PNG: publish and stored
-rate, publish-to-stored latency, recorder RSS, and the spool folder on disk
-with the recorder's queue, over time, store outages shaded.
+rate, publish-to-stored latency, recorder RSS, the disk spool with the
+recorder's queue, and the write-ahead journal on disk, over time, store
+outages shaded.
 
     /usr/bin/python3 bench/soak/plot.py soak.csv soak.png [--title TEXT]
 
@@ -39,7 +40,7 @@ def main():
         with open(a.csv + ".outages") as f:
             outages = [tuple(map(float, line.split(","))) for line in f if line.strip()]
 
-    fig, ax = plt.subplots(4, 1, figsize=(11, 10), sharex=True)
+    fig, ax = plt.subplots(5, 1, figsize=(11, 12), sharex=True)
     ax[0].plot(t, col["pub_rate"], lw=0.8, label="published /s")
     ax[0].plot(t, col["stored_rate"], lw=0.8, label="stored /s")
     ax[0].set_ylabel("readings / s")
@@ -57,16 +58,20 @@ def main():
 
     mb = 1024 * 1024
     ax[3].plot(t, [v / mb for v in col["disk_spool_bytes"]], lw=0.9, label="spool/ on disk (MB)")
-    ax[3].plot(t, [v / mb for v in col["disk_wal_bytes"]], lw=0.9, label="wal/ on disk (MB)")
-    ax[3].set_ylabel("MB on disk")
+    ax[3].set_ylabel("spool (MB)")
     ax[3].set_ylim(bottom=0)
     q = ax[3].twinx()
     q.plot(t, col["queue_depth"], lw=0.6, color="tab:gray", label="queue depth")
-    q.set_ylabel("queue depth (readings)")
+    q.set_ylabel("queue (readings)")
+    q.set_ylim(bottom=0)
     h1, l1 = ax[3].get_legend_handles_labels()
     h2, l2 = q.get_legend_handles_labels()
     ax[3].legend(h1 + h2, l1 + l2, loc="upper right", fontsize=8)
-    ax[3].set_xlabel("seconds")
+
+    ax[4].plot(t, [v / mb for v in col["disk_wal_bytes"]], lw=0.9, color="tab:green")
+    ax[4].set_ylabel("write-ahead\njournal (MB)")
+    ax[4].set_ylim(bottom=0)
+    ax[4].set_xlabel("seconds")
 
     for axis in ax:
         for o in outages:

@@ -7,6 +7,7 @@
 //   iotbridge_soak [--minutes M] [--rate R] [--devices D] [--store mongodb|sqlite]
 //                  [--outage-seconds S] [--outage-at S] [--recorder cli|lib]
 //                  [--spill N] [--csv PATH] [--summary PATH] [--sub PATH]
+//                  [--drain-timeout S] [--no-verify | --verify-api]
 //
 // The recorder: `--recorder cli` runs iotbridge-sub --store (the product as
 // users run it: default options); `--recorder lib` runs this program as
@@ -24,8 +25,14 @@
 // stored readings first reaches N + 1 (a reading counts once in "stored",
 // also when its insert was retried and found it there: "duplicates"). Each
 // 50 ms counter line gives that moment; the latency is sample time - publish
-// time (resolution: the 50 ms sampling). The end of the run checks the
-// assumption's consequence: every seq 0..N-1 is in the store exactly once.
+// time (resolution: the 50 ms sampling, so an overestimate by up to 50 ms).
+//
+// The end of the run reads every document back (for FerretDB from its SQLite
+// file once it is stopped; through the store API otherwise) and checks: every
+// seq 0..N-1 is there exactly once, nothing else is, and the documents are in
+// publish order in the store's insertion order (the latency assumption).
+// published (PUBACKed) = stored + reported (the recorder's rejected + pending
+// + ignored at exit) or the run fails.
 #include <sqlite3.h>
 #include <sys/types.h>
 #include <unistd.h>
