@@ -370,7 +370,6 @@ void publish_loop(Run& run, int port, std::stop_token stop) {
   client->connect();
   client->loop_start();
   const double period_ns = 1e9 / run.cfg.rate;
-  const std::int64_t start = now_ns();
   const auto start_steady = Steady::now();
   std::uint64_t seq = 0;
   std::vector<std::string> topics;
@@ -394,7 +393,6 @@ void publish_loop(Run& run, int port, std::stop_token stop) {
     }
     ++seq;
   }
-  (void)start;
   // Every PUBACK before disconnecting (the broker has them all then).
   auto deadline = Steady::now() + std::chrono::seconds(60);
   while (run.acked.load() < run.sent.load() && Steady::now() < deadline)
@@ -404,9 +402,21 @@ void publish_loop(Run& run, int port, std::stop_token stop) {
 }
 
 void usage() {
-  std::cerr << "usage: iotbridge_soak [--minutes M] [--rate R] [--devices D] [--store mongodb|sqlite]\n"
-               "                      [--outage-seconds S] [--outage-at S] [--recorder cli|lib] [--spill N]\n"
-               "                      [--csv PATH] [--summary PATH] [--sub PATH] [--no-verify | --verify-api]\n";
+  std::cerr << "usage: iotbridge_soak [options]   (bench/README.md, \"Soak\")\n"
+               "  --minutes M          publishing time (default 10)\n"
+               "  --rate R             QoS 1 messages per second (default 2000)\n"
+               "  --devices D          topics iot/soak/devN/reading (default 8)\n"
+               "  --store mongodb|sqlite  FerretDB of its own, or an SQLite file (default mongodb)\n"
+               "  --outage-seconds S   store stopped this long once a minute, mongodb only; 0: none (default 10)\n"
+               "  --outage-at S        second of each minute the outage starts (default 25)\n"
+               "  --recorder lib|cli   record::Recorder child, or iotbridge-sub --store (default lib)\n"
+               "  --spill N            lib: spill_threshold (default 5000)\n"
+               "  --sub PATH           the iotbridge-sub binary (default: this build tree's)\n"
+               "  --csv PATH           one row per second (default soak.csv; outages in PATH.outages)\n"
+               "  --summary PATH       the final table (Markdown)\n"
+               "  --drain-timeout S    wait this long for the backlog after publishing (default 300)\n"
+               "  --no-verify          skip reading the store back\n"
+               "  --verify-api         read FerretDB back through find() (slow) instead of its SQLite file\n";
 }
 
 int soak_main(const Config& cfg) {
@@ -840,6 +850,10 @@ int soak_main(const Config& cfg) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--child-record") return child_record(argc, argv);
+  if (argc > 1 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    usage();
+    return 0;
+  }
   Config cfg;
   for (int i = 1; i < argc; ++i) {
     std::string k = argv[i];
