@@ -275,6 +275,9 @@ std::optional<int> parse_or_exit(CLI::App& app, int argc, char** argv) {
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
     return kExitOk;
+  } catch (const CLI::CallForVersion& e) {
+    std::cout << e.what() << '\n';
+    return kExitOk;
   } catch (const CLI::ParseError& e) {
     report_usage_error(app.get_name(), e.what());
     return kExitError;

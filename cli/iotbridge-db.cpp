@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
       "iotbridge-db: list, query and change the documents of an iotbridge store "
       "(mongodb://..., sqlite:path.db, sqlite::memory:)"};
   app.set_help_all_flag("--help-all", "Help for every verb");
+  app.set_version_flag("--version", "iotbridge-db " IOTBRIDGE_VERSION, "Print the version and exit");
   std::string store_uri;
   app.add_option("--store", store_uri, "Store URI (default: $IOTBRIDGE_STORE)");
   app.require_subcommand(1);
@@ -158,6 +159,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ExtrasError& e) {
     if (app.get_subcommands().empty() && argc > 1) {

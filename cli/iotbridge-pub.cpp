@@ -205,6 +205,7 @@ int run(int argc, char** argv) {
   CLI::App app{"Publish MQTT messages (mosquitto_pub compatible).", "iotbridge-pub"};
   ConnectionFlags conn;
   PubFlags f;
+  app.set_version_flag("--version", "iotbridge-pub " IOTBRIDGE_VERSION, "Print the version and exit");
   add_connection_flags(app, conn);
   app.add_option("-t,--topic", f.topics, "Topic to publish to (repeatable only with --simulate)");
   app.add_option_function<std::string>(

@@ -172,6 +172,7 @@ int run(int argc, char** argv) {
   CLI::App app{"Subscribe to MQTT topics and print the messages (mosquitto_sub compatible).", "iotbridge-sub"};
   ConnectionFlags conn;
   SubFlags f;
+  app.set_version_flag("--version", "iotbridge-sub " IOTBRIDGE_VERSION, "Print the version and exit");
   add_connection_flags(app, conn);
   app.add_option("-t,--topic", f.topics, "Filter to subscribe to (repeatable)");
   app.add_option("-T,--filter-out", f.filter_outs,
