@@ -1,11 +1,18 @@
 // The server fixtures themselves: a real Mosquitto (plain, password, ACL, TLS)
 // and a real MongoDB-compatible server, reached with the C libraries directly.
+#include <fcntl.h>
 #include <mongoc/mongoc.h>
 #include <mosquitto.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <csignal>
 #include <fstream>
+#include <memory>
 #include <string>
+#include <thread>
 
 #include "servers.hpp"
 
@@ -42,6 +49,35 @@ int try_connect(int port, const char* user = nullptr, const char* password = nul
 }
 
 }  // namespace
+
+TEST_CASE("Process: a child started from a short-lived thread outlives that thread", "[fixture]") {
+  // PR_SET_PDEATHSIG follows the forking *thread*; the fixture forks on one
+  // long-lived thread so that a server restarted by a helper thread survives.
+  TempDir dir;
+  auto fifo = dir / "go";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  std::unique_ptr<Process> child;
+  int fd = -1;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::thread([&] {
+    child = std::make_unique<Process>(
+        std::vector<std::string>{"/bin/sh", "-c", "read line < '" + fifo.string() + "'; echo \"got $line\""},
+        dir / "child.log");
+    // Wait until the child runs the shell (past its prctl) before this thread ends.
+    while ((fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK)) < 0 && child->alive() &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+  }).join();
+  REQUIRE(fd >= 0);
+  ::signal(SIGPIPE, SIG_IGN);  // a dead reader must fail the write, not the test process
+  CHECK(::write(fd, "go\n", 3) == 3);
+  ::close(fd);
+  while (child->alive() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  std::ifstream log(dir / "child.log");
+  std::string line;
+  std::getline(log, line);
+  CHECK(line == "got go");
+}
 
 TEST_CASE("free_port and wait_for_port", "[fixture]") {
   int port = free_port();

@@ -10,8 +10,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
+#include <functional>
+#include <future>
 #include <iostream>
 #include <mutex>
 #include <random>
@@ -183,16 +188,65 @@ int run_command(const std::vector<std::string>& argv_in, std::string* output) {
 
 // ---- Process ---------------------------------------------------------------
 
+namespace {
+// PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the
+// process: a server (re)started from a short-lived thread would be SIGKILLed
+// the moment that thread returns. So every Process is forked on one thread
+// that lives as long as the test process (leaked on purpose: no join at exit).
+// `child` runs in the forked child and must end in exec or _exit.
+class Spawner {
+ public:
+  static pid_t fork(const std::function<void()>& child) {
+    static Spawner* spawner = new Spawner;
+    return spawner->run_fork(child);
+  }
+
+ private:
+  Spawner() {
+    std::thread([this] { serve(); }).detach();
+  }
+
+  pid_t run_fork(const std::function<void()>& child) {
+    std::packaged_task<pid_t()> task([&child] {
+      pid_t pid = ::fork();
+      if (pid == 0) {
+        child();
+        ::_exit(127);
+      }
+      return pid;
+    });
+    auto result = task.get_future();
+    {
+      std::lock_guard lock(mutex_);
+      tasks_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+    return result.get();
+  }
+
+  [[noreturn]] void serve() {
+    for (;;) {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [this] { return !tasks_.empty(); });
+      auto task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::packaged_task<pid_t()>> tasks_;
+};
+}  // namespace
+
 Process::Process(std::vector<std::string> argv, const fs::path& log) {
   int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) throw std::runtime_error("cannot open log " + log.string());
   pid_t parent = ::getpid();
-  pid_ = ::fork();
-  if (pid_ < 0) {
-    ::close(log_fd);
-    throw std::runtime_error("fork failed");
-  }
-  if (pid_ == 0) {
+  auto args = c_argv(argv);  // built before the fork: the child only calls async-signal-safe functions
+  pid_ = Spawner::fork([&] {
     // Die with the test process, so a crashed test leaves no server behind.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(1);
@@ -200,11 +254,10 @@ Process::Process(std::vector<std::string> argv, const fs::path& log) {
     ::dup2(log_fd, 2);
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
-    auto args = c_argv(argv);
     ::execv(args[0], args.data());
-    ::_exit(127);
-  }
+  });
   ::close(log_fd);
+  if (pid_ < 0) throw std::runtime_error("fork failed");
 }
 
 Process::~Process() { terminate(); }
