@@ -61,7 +61,7 @@ int closed_port() { return free_port(); }
 
 }  // namespace
 
-TEST_CASE("security: TLS verification is on by default; a host name mismatch fails unless insecure (library)",
+TEST_CASE("security: TLS verification is on by default, a host name mismatch fails unless insecure (library)",
           "[security][tls]") {
   MosquittoServer::Options bo;
   bo.tls = true;
