@@ -411,6 +411,15 @@ TEST_CASE("security: hostile input from the broker is recorded or refused clearl
   for (const auto& [topic, payload] : accepted) REQUIRE(pub->publish(topic, payload, 1).wait_for(10s));
   pub->disconnect();
   pub->loop_stop();
+  // iotbridge-pub says the same, in one sentence, and refuses a topic one byte too long.
+  auto cli_over = run_tool(with({iotbridge_pub(), "-t", "h/over", "-s", "-q", "1", "-V", "5"}, broker_args(broker)),
+                           std::string(kLimit + 1, 'o'));
+  CHECK(cli_over.code != 0);
+  CHECK(contains(cli_over.err, "packet too large"));
+  auto cli_long = run_tool(
+      with({iotbridge_pub(), "-t", "h/" + std::string(kMaxTopicLength - 1, 'x'), "-m", "1"}, broker_args(broker)));
+  CHECK(cli_long.code != 0);
+  CHECK(contains(cli_long.err, "65535"));
   REQUIRE(recorder.wait_received(accepted.size(), 30s));
   REQUIRE(recorder.wait_idle(30s));
   auto s = recorder.stats();
