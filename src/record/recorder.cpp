@@ -692,6 +692,20 @@ struct Recorder::Impl {
 
 namespace {
 
+// The filters for a message: a hostile one may be 65535 bytes long.
+std::string describe_filters(const std::vector<std::string>& filters) {
+  std::string out;
+  for (const auto& f : filters) {
+    if (!out.empty()) out += ", ";
+    if (f.size() <= 80)
+      out += "'" + f + "'";
+    else
+      out += fmt::format("'{}...' ({} bytes, {} levels)", f.substr(0, 60), f.size(),
+                         std::count(f.begin(), f.end(), '/') + 1);
+  }
+  return out;
+}
+
 void check_options(const RecorderOptions& o) {
   if (o.filters.empty()) throw Error(ErrorCategory::config, "the recorder needs at least one topic filter");
   for (const auto& f : o.filters) validate_filter(f);
@@ -772,16 +786,28 @@ void Recorder::start() {
       if (d.connects.load() == 0) d.connects = 1;
     }
     d.client->loop_start();
+    // A broker that refuses a filter may close the connection instead of
+    // answering (Mosquitto does so for filters deeper than 200 levels): that
+    // is reported at once, not as a timeout after a reconnect loop.
     auto wait = d.client->options().connect_timeout;
-    if (!token.wait_for(wait))
+    auto deadline = Clock::now() + wait;
+    bool answered = false;
+    while (!(answered = token.wait_for(std::chrono::milliseconds(50))) && Clock::now() < deadline) {
+      if (d.connects.load() > 1 || !d.connected.load())
+        throw Error(ErrorCategory::mqtt,
+                    fmt::format("the broker closed the connection instead of answering the subscription to {}; "
+                                "it refuses a filter (Mosquitto does so for more than 200 levels) or this client",
+                                describe_filters(d.opts.filters)));
+    }
+    if (!answered)
       throw Error(ErrorCategory::mqtt,
                   "the broker did not answer the subscription within " + std::to_string(wait.count()) + " ms");
     auto granted = token.granted_qos();
     for (std::size_t i = 0; i < granted.size() && i < d.opts.filters.size(); ++i) {
       if (mqtt::SubscribeResult::is_failure(granted[i]))
         throw Error(ErrorCategory::mqtt,
-                    fmt::format("the broker refused the subscription to '{}' (code 0x{:02x}); check its ACL",
-                                d.opts.filters[i], granted[i]),
+                    fmt::format("the broker refused the subscription to {} (code 0x{:02x}); check its ACL",
+                                describe_filters({d.opts.filters[i]}), granted[i]),
                     granted[i]);
     }
   } catch (...) {
