@@ -480,5 +480,9 @@ TEST_CASE("security: a filter deeper than the broker allows is refused at start,
   CHECK(contains(why, "closed the connection"));
   CHECK(contains(why, "10001 levels"));
   CHECK(why.size() < 400);
+  // iotbridge-sub says the same at once (mosquitto_sub waits forever).
+  auto cli = run_tool(with({iotbridge_sub(), "-t", deep, "-E"}, broker_args(broker)));
+  CHECK(cli.code == 1);
+  CHECK(contains(cli.err, "closed the connection instead of answering the subscription"));
   CHECK_FALSE(recorder.running());
 }
