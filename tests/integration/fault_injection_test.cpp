@@ -500,13 +500,14 @@ TEST_CASE("fault: the spool on a 2 MiB tmpfs fills while the store is down: inta
     REQUIRE(pub.error().empty());
     published = pub.published();
   }
-  // The disk fills: the spool (or the write-ahead journal) says so, and then
-  // the queue fills and holds up the network thread, so the broker keeps the
-  // rest (QoS 1 flow control) instead of the recorder dropping anything.
+  // The disk fills: the write-ahead journal pauses the intake (or the spool
+  // fails and the queue fills), either way holding up the network thread, so
+  // the broker keeps the rest (QoS 1 flow control) instead of the recorder
+  // keeping readings in memory only or dropping anything.
   REQUIRE(wait_until(
       [&] {
         auto s = recorder.stats();
-        return (s.spool_errors > 0 || s.journal_errors > 0) && s.queue_depth == s.queue_capacity;
+        return s.intake_paused || (s.spool_errors > 0 && s.queue_depth == s.queue_capacity);
       },
       60s));
   auto full = recorder.stats();
@@ -534,11 +535,13 @@ TEST_CASE("fault: the spool on a 2 MiB tmpfs fills while the store is down: inta
   recorder.stop();
   auto l = tally(*coll, published);
   print_accounting("tmpfs spool full", l, s.rejected, s.received, 0,
-                   "spool errors " + std::to_string(s.spool_errors) + ", journal errors " +
-                       std::to_string(s.journal_errors) + ", spooled " + std::to_string(s.spooled) +
-                       ", spool records seen on the full disk " + std::to_string(spool_scan.records) +
-                       ", received when full " + std::to_string(full.received));
+                   std::string("paused when full ") + (full.intake_paused ? "yes" : "no") + ", spool errors " +
+                       std::to_string(s.spool_errors) + ", journal errors " + std::to_string(s.journal_errors) +
+                       ", spooled " + std::to_string(s.spooled) + ", spool records seen on the full disk " +
+                       std::to_string(spool_scan.records) + ", received when full " + std::to_string(full.received));
   CHECK(s.received == static_cast<std::uint64_t>(published));
+  CHECK(s.journal_errors == 0);  // every accepted reading was on disk: none in memory only
+  CHECK_FALSE(s.intake_paused);
   check_exact(l, s);
   CHECK(l.missing.empty());
   CHECK(l.copies == 0);
