@@ -322,12 +322,18 @@ int run(int argc, char** argv) {
   try {
     if (!subscriptions.empty()) {
       auto token = client->subscribe(subscriptions);
-      if (!pump([&] { return token.done(); }, connection.options.connect_timeout)) {
+      // A broker that refuses a filter may close the connection instead of
+      // answering (Mosquitto does, past 200 levels): say so, do not loop.
+      bool dropped = false;
+      if (!pump([&] { return token.done() || (dropped = !client->connected()); }, connection.options.connect_timeout) ||
+          dropped) {
         if (shutdown.stop_requested()) {
           client->disconnect();
           return kExitOk;
         }
-        report_error(conn.quiet, "the broker did not acknowledge the subscription in time.");
+        report_error(conn.quiet, dropped ? "the broker closed the connection instead of answering the subscription; it "
+                                           "refuses a filter (Mosquitto does so past 200 levels) or this client."
+                                         : "the broker did not acknowledge the subscription in time.");
         client->disconnect();
         return kExitError;
       }

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "iotbridge/topic.hpp"
 
@@ -47,7 +48,28 @@ class TopicTree {
 
   /// Removes the filter; returns true when it was there. Empty branches are pruned.
   bool remove(std::string_view filter) {
-    if (!remove_below(root_, filter)) return false;
+    // The path down, then pruning back up: no recursion, so a filter of 32k
+    // levels (the most 65535 bytes hold) needs no stack per level.
+    std::vector<std::pair<Node*, std::string_view>> path;  // (parent, level of the child below it)
+    Node* node = &root_;
+    bool found = true;
+    for_each_level(filter, [&](std::string_view level) {
+      if (!found) return;
+      Node* next = child(*node, level);
+      if (!next) {
+        found = false;
+        return;
+      }
+      path.emplace_back(node, level);
+      node = next;
+    });
+    if (!found || !node->value) return false;
+    node->value.reset();
+    for (auto it = path.rbegin(); it != path.rend(); ++it) {
+      Node& below = *child(*it->first, it->second);
+      if (below.value || !below.children.empty()) break;
+      it->first->children.erase(it->first->children.find(it->second));
+    }
     --size_;
     return true;
   }
@@ -73,7 +95,44 @@ class TopicTree {
   /// most once). `topic` must be a valid topic name.
   template <typename Visitor>
   void match(std::string_view topic, Visitor&& visit) {
-    match_below(root_, topic, /*first_level=*/true, visit);
+    // Depth first, exact level before '+', without recursion (a hostile
+    // topic may have 32k levels): one branch is followed in place and the
+    // other ('+' when both exist) waits on `later`, which allocates only then.
+    struct Step {
+      Node* node;
+      std::string_view rest;  // what remains of the topic below `node`
+      bool first_level;
+    };
+    std::vector<Step> later;
+    Step step{&root_, topic, true};
+    while (true) {
+      // A filter starting with a wildcard never matches a topic starting with '$'.
+      bool wildcards = !(step.first_level && !step.rest.empty() && step.rest.front() == '$');
+      if (wildcards) {
+        if (Node* hash = child(*step.node, "#"); hash && hash->value) visit(*hash->value);
+      }
+      auto slash = step.rest.find('/');
+      std::string_view level = step.rest.substr(0, slash);
+      bool last = slash == std::string_view::npos;
+      std::string_view below = last ? std::string_view{} : step.rest.substr(slash + 1);
+      Node* exact = child(*step.node, level);
+      Node* plus = wildcards && level != "+" ? child(*step.node, "+") : nullptr;
+      if (last) {
+        for (Node* next : {exact, plus}) {
+          if (!next) continue;
+          if (next->value) visit(*next->value);
+          // "a/#" also matches "a".
+          if (Node* hash = child(*next, "#"); hash && hash->value) visit(*hash->value);
+        }
+      } else if (exact || plus) {
+        if (exact && plus) later.push_back(Step{plus, below, false});
+        step = Step{exact ? exact : plus, below, false};
+        continue;
+      }
+      if (later.empty()) return;
+      step = later.back();
+      later.pop_back();
+    }
   }
 
   /// True when at least one stored filter matches `topic`.
@@ -98,6 +157,25 @@ class TopicTree {
   struct Node {
     std::unordered_map<std::string, std::unique_ptr<Node>, TransparentHash, std::equal_to<>> children;
     std::optional<T> value;
+
+    Node() = default;
+    Node(Node&&) noexcept = default;
+    Node& operator=(Node&&) noexcept = default;
+    // Destroys the branch below without recursion: a 32k-level branch would
+    // otherwise take a few stack frames per level.
+    ~Node() {
+      std::vector<std::unique_ptr<Node>> doomed;
+      auto take_children = [&doomed](Node& n) {
+        for (auto& entry : n.children) doomed.push_back(std::move(entry.second));
+        n.children.clear();
+      };
+      take_children(*this);
+      while (!doomed.empty()) {
+        std::unique_ptr<Node> n = std::move(doomed.back());
+        doomed.pop_back();
+        take_children(*n);
+      }  // n goes with no children left
+    }
   };
 
   template <typename F>
@@ -113,49 +191,6 @@ class TopicTree {
   Node* child(Node& node, std::string_view level) {
     auto it = node.children.find(level);
     return it == node.children.end() ? nullptr : it->second.get();
-  }
-
-  /// `rest` is what remains of the topic below `node`.
-  template <typename Visitor>
-  void match_below(Node& node, std::string_view rest, bool first_level, Visitor& visit) {
-    // A filter starting with a wildcard never matches a topic starting with '$'.
-    bool wildcards = !(first_level && !rest.empty() && rest.front() == '$');
-    if (wildcards) {
-      if (Node* hash = child(node, "#"); hash && hash->value) visit(*hash->value);
-    }
-    auto slash = rest.find('/');
-    std::string_view level = rest.substr(0, slash);
-    std::string_view below = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
-    bool last = slash == std::string_view::npos;
-    auto descend = [&](Node* next) {
-      if (!next) return;
-      if (last) {
-        if (next->value) visit(*next->value);
-        // "a/#" also matches "a".
-        if (Node* hash = child(*next, "#"); hash && hash->value) visit(*hash->value);
-      } else {
-        match_below(*next, below, false, visit);
-      }
-    };
-    descend(child(node, level));
-    if (wildcards && level != "+") descend(child(node, "+"));
-  }
-
-  bool remove_below(Node& node, std::string_view rest) {
-    auto slash = rest.find('/');
-    std::string_view level = rest.substr(0, slash);
-    auto it = node.children.find(level);
-    if (it == node.children.end()) return false;
-    Node& next = *it->second;
-    bool removed;
-    if (slash == std::string_view::npos) {
-      removed = next.value.has_value();
-      next.value.reset();
-    } else {
-      removed = remove_below(next, rest.substr(slash + 1));
-    }
-    if (removed && !next.value && next.children.empty()) node.children.erase(it);
-    return removed;
   }
 
   Node root_;

@@ -721,13 +721,21 @@ class MosquittoClient final : public Client {
     }
     if (t.cert_file.empty() != t.key_file.empty())
       throw Error(ErrorCategory::config, "TLS client certificate and key must be given together");
-    if (t.ca_file.empty() && t.ca_dir.empty())
+    if (t.ca_file.empty() && t.ca_dir.empty()) {
+      // Verified against the system's CAs: mosquitto_tls_set() refuses to be
+      // called without a CA (EINVAL), so it is not called, and a client
+      // certificate needs a CA named (as mosquitto_pub asks for --cafile).
+      if (!t.cert_file.empty())
+        throw Error(ErrorCategory::config,
+                    "a TLS client certificate needs the broker's CA too: give a CA file or folder");
       must(mosquitto_int_option(m, MOSQ_OPT_TLS_USE_OS_CERTS, 1), "system CAs");
-    must(mosquitto_tls_set(m, t.ca_file.empty() ? nullptr : t.ca_file.c_str(),
-                           t.ca_dir.empty() ? nullptr : t.ca_dir.c_str(),
-                           t.cert_file.empty() ? nullptr : t.cert_file.c_str(),
-                           t.key_file.empty() ? nullptr : t.key_file.c_str(), nullptr),
-         "TLS files");
+    } else {
+      must(mosquitto_tls_set(m, t.ca_file.empty() ? nullptr : t.ca_file.c_str(),
+                             t.ca_dir.empty() ? nullptr : t.ca_dir.c_str(),
+                             t.cert_file.empty() ? nullptr : t.cert_file.c_str(),
+                             t.key_file.empty() ? nullptr : t.key_file.c_str(), nullptr),
+           "TLS files");
+    }
     must(mosquitto_tls_opts_set(m, 1, t.version.empty() ? nullptr : t.version.c_str(), nullptr), "TLS options");
     if (t.insecure) must(mosquitto_tls_insecure_set(m, true), "TLS insecure mode");
   }

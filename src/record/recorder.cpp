@@ -56,11 +56,11 @@ std::string RecorderStats::to_json() const {
       "\"batches\":{},\"retries\":{},\"spooled\":{},\"unspooled\":{},\"spool_bytes\":{},\"journal_errors\":{},"
       "\"spool_errors\":{},"
       "\"queue_depth\":{},\"queue_capacity\":{},\"queue_high_water\":{},\"connected\":{},\"reconnects\":{},"
-      "\"store_ok\":{},\"last_error\":{},\"uptime_seconds\":{:.3f}}}",
+      "\"store_ok\":{},\"intake_paused\":{},\"last_error\":{},\"uptime_seconds\":{:.3f}}}",
       received, replayed, stored, duplicates, rejected, pending, ignored, numbers, json, nulls, text_fallbacks,
       binary_fallbacks, batches, retries, spooled, unspooled, spool_bytes, journal_errors, spool_errors, queue_depth,
       queue_capacity, queue_high_water, connected ? "true" : "false", reconnects, store_ok ? "true" : "false",
-      quoted(last_error), uptime_seconds);
+      intake_paused ? "true" : "false", quoted(last_error), uptime_seconds);
 }
 
 std::string RecorderStats::status_line() const {
@@ -71,6 +71,7 @@ std::string RecorderStats::status_line() const {
   if (rejected) line += fmt::format(" rejected {}", rejected);
   line += connected ? " mqtt up" : " mqtt DOWN";
   line += store_ok ? " store ok" : " store FAILING";
+  if (intake_paused) line += " intake PAUSED (journal disk full)";
   if (!store_ok && !last_error.empty()) line += ": " + last_error;
   return line;
 }
@@ -185,6 +186,7 @@ struct Recorder::Impl {
   std::atomic<std::uint64_t> batches{0}, retries{0}, spooled{0}, unspooled{0}, journal_errors{0}, spool_errors{0};
   std::atomic<std::uint64_t> spool_bytes{0};
   std::atomic<bool> connected{false}, store_ok{true};
+  std::atomic<bool> intake_paused{false};  // the network thread waits for room in the write-ahead journal
   std::atomic<std::uint64_t> connects{0};
   std::atomic<bool> worker_idle{false};  // nothing in hand, queue and spool empty
   mutable std::mutex state_mutex;
@@ -239,13 +241,39 @@ struct Recorder::Impl {
         thread_local std::string buffer;
         buffer.clear();
         encode_reading(item.reading, buffer);
-        try {
-          item.seq = wal->append(buffer);
-        } catch (const std::exception& e) {
-          // Accepted all the same (the PUBACK is gone already); it lives in memory only.
-          if (journal_errors.fetch_add(1) % 1000 == 0)
-            log(mqtt::LogLevel::error, std::string("write-ahead journal append failed: ") + e.what());
-          set_error(std::string("write-ahead journal: ") + e.what());
+        bool paused = false;
+        while (true) {
+          try {
+            item.seq = wal->append(buffer);
+            if (paused) {
+              intake_paused = false;
+              log(mqtt::LogLevel::notice, "the write-ahead journal has room again; taking messages");
+            }
+            break;
+          } catch (const std::exception& e) {
+            if (is_journal_full(e) && !accept_stop.stop_requested()) {
+              // Out of disk: wait for room (the worker frees it as the store
+              // takes readings) instead of holding readings in memory only.
+              // This network thread waiting is the flow control: the broker
+              // keeps the rest (QoS 1). stop() ends the wait (accept_stop).
+              if (!paused) {
+                log(mqtt::LogLevel::error,
+                    std::string("write-ahead journal full, intake paused until there is room: ") + e.what());
+                set_error(std::string("write-ahead journal full, intake paused: ") + e.what());
+                paused = true;
+                intake_paused = true;
+              }
+              std::unique_lock lk(state_mutex);
+              state_cv.wait_for(lk, std::chrono::milliseconds(100));
+              continue;
+            }
+            intake_paused = false;
+            // Accepted all the same (the PUBACK is gone already); it lives in memory only.
+            if (journal_errors.fetch_add(1) % 1000 == 0)
+              log(mqtt::LogLevel::error, std::string("write-ahead journal append failed: ") + e.what());
+            set_error(std::string("write-ahead journal: ") + e.what());
+            break;
+          }
         }
       }
       worker_idle.store(false, std::memory_order_relaxed);
@@ -692,6 +720,20 @@ struct Recorder::Impl {
 
 namespace {
 
+// The filters for a message: a hostile one may be 65535 bytes long.
+std::string describe_filters(const std::vector<std::string>& filters) {
+  std::string out;
+  for (const auto& f : filters) {
+    if (!out.empty()) out += ", ";
+    if (f.size() <= 80)
+      out += "'" + f + "'";
+    else
+      out += fmt::format("'{}...' ({} bytes, {} levels)", f.substr(0, 60), f.size(),
+                         std::count(f.begin(), f.end(), '/') + 1);
+  }
+  return out;
+}
+
 void check_options(const RecorderOptions& o) {
   if (o.filters.empty()) throw Error(ErrorCategory::config, "the recorder needs at least one topic filter");
   for (const auto& f : o.filters) validate_filter(f);
@@ -772,16 +814,28 @@ void Recorder::start() {
       if (d.connects.load() == 0) d.connects = 1;
     }
     d.client->loop_start();
+    // A broker that refuses a filter may close the connection instead of
+    // answering (Mosquitto does so for filters deeper than 200 levels): that
+    // is reported at once, not as a timeout after a reconnect loop.
     auto wait = d.client->options().connect_timeout;
-    if (!token.wait_for(wait))
+    auto deadline = Clock::now() + wait;
+    bool answered = false;
+    while (!(answered = token.wait_for(std::chrono::milliseconds(50))) && Clock::now() < deadline) {
+      if (d.connects.load() > 1 || !d.connected.load())
+        throw Error(ErrorCategory::mqtt,
+                    fmt::format("the broker closed the connection instead of answering the subscription to {}; "
+                                "it refuses a filter (Mosquitto does so for more than 200 levels) or this client",
+                                describe_filters(d.opts.filters)));
+    }
+    if (!answered)
       throw Error(ErrorCategory::mqtt,
                   "the broker did not answer the subscription within " + std::to_string(wait.count()) + " ms");
     auto granted = token.granted_qos();
     for (std::size_t i = 0; i < granted.size() && i < d.opts.filters.size(); ++i) {
       if (mqtt::SubscribeResult::is_failure(granted[i]))
         throw Error(ErrorCategory::mqtt,
-                    fmt::format("the broker refused the subscription to '{}' (code 0x{:02x}); check its ACL",
-                                d.opts.filters[i], granted[i]),
+                    fmt::format("the broker refused the subscription to {} (code 0x{:02x}); check its ACL",
+                                describe_filters({d.opts.filters[i]}), granted[i]),
                     granted[i]);
     }
   } catch (...) {
@@ -935,6 +989,7 @@ RecorderStats Recorder::stats() const {
   auto c = d.connects.load();
   s.reconnects = c > 0 ? c - 1 : 0;
   s.store_ok = d.store_ok.load();
+  s.intake_paused = d.intake_paused.load();
   {
     std::lock_guard lk(d.state_mutex);
     s.last_error = d.last_error;

@@ -87,7 +87,7 @@ TEST_CASE("callbacks may call publish, subscribe, unsubscribe and disconnect wit
   CHECK_FALSE(c->connected());
 }
 
-TEST_CASE("an exception thrown by a callback is caught and logged; the loop goes on", "[mqtt][integration]") {
+TEST_CASE("an exception thrown by a callback is caught and logged, the loop goes on", "[mqtt][integration]") {
   MosquittoServer broker;
   Collector got;
   std::mutex mutex;
@@ -280,7 +280,7 @@ TEST_CASE("a clean disconnect does not publish the will", "[mqtt][integration]")
   CHECK(wills.payloads() == std::vector<std::string>{"marker"});
 }
 
-TEST_CASE("flow control: unacknowledged QoS 1 messages are bounded; fail or block per option", "[mqtt][integration]") {
+TEST_CASE("flow control: unacknowledged QoS 1 messages are bounded, fail or block per option", "[mqtt][integration]") {
   MosquittoServer broker;
   auto o = broker_options(broker);
   o.max_inflight = 2;
@@ -362,7 +362,7 @@ TEST_CASE("a payload over the broker's maximum packet size is refused with a cle
   CHECK(c->connected());
 }
 
-TEST_CASE("on_publish reports each acknowledgement; reconnect() reconnects and keeps subscriptions",
+TEST_CASE("on_publish reports each acknowledgement, reconnect() reconnects and keeps subscriptions",
           "[mqtt][integration]") {
   MosquittoServer broker;
   Collector got;
@@ -402,7 +402,7 @@ TEST_CASE("on_publish reports each acknowledgement; reconnect() reconnects and k
   CHECK(got.messages()[3].payload == "after reconnect");
 }
 
-TEST_CASE("connect_async + loop_start connect in the background; loop_forever returns on disconnect()",
+TEST_CASE("connect_async + loop_start connect in the background, loop_forever returns on disconnect()",
           "[mqtt][integration]") {
   MosquittoServer broker;
   auto c = mqtt::make_mosquitto_client(broker_options(broker));

@@ -129,7 +129,7 @@ TEST_CASE("URL with user and password connects", "[mqtt][integration]") {
   CHECK(c->connect().reason_code == 0);
 }
 
-TEST_CASE("TLS: the fixture's CA connects and carries messages; another CA fails clearly", "[mqtt][integration]") {
+TEST_CASE("TLS: the fixture's CA connects and carries messages, another CA fails clearly", "[mqtt][integration]") {
   MosquittoServer::Options bo;
   bo.tls = true;
   MosquittoServer broker(bo);

@@ -106,7 +106,7 @@ TEST_CASE("the tutorials' hierarchy: home/living_room/+, home/+/light and # get 
   for (const auto& m : all.messages()) CHECK(m.payload == (m.payload == "end" ? "end" : "v:" + m.topic));
 }
 
-TEST_CASE("messages no handler takes go to the default on_message; unsubscribe stops them", "[mqtt][integration]") {
+TEST_CASE("messages no handler takes go to the default on_message, unsubscribe stops them", "[mqtt][integration]") {
   MosquittoServer broker;
   Collector handled, fallback;
   auto sub = started(broker_options(broker));
@@ -130,7 +130,7 @@ TEST_CASE("messages no handler takes go to the default on_message; unsubscribe s
   CHECK(fallback.payloads() == std::vector<std::string>{"to default", "marker"});
 }
 
-TEST_CASE("retained: a late subscriber gets only the last one; an empty payload clears it", "[mqtt][integration]") {
+TEST_CASE("retained: a late subscriber gets only the last one, an empty payload clears it", "[mqtt][integration]") {
   MosquittoServer broker;
   auto pub = started(broker_options(broker));
   pub->publish("house/door", "open", 1, true).wait();

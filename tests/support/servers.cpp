@@ -58,7 +58,7 @@ void must_run(const std::vector<std::string>& argv) {
 }
 
 // CA, broker and client certificates for a TLS listener, made with openssl.
-void make_certificates(const fs::path& dir) {
+void make_certificates(const fs::path& dir, const std::string& subject_alt_name) {
   auto p = [&](const char* name) { return (dir / name).string(); };
   auto make_ca = [&](const char* key, const char* crt, const char* cn) {
     must_run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
@@ -66,7 +66,7 @@ void make_certificates(const fs::path& dir) {
   };
   make_ca("ca.key", "ca.crt", "iotbridge test CA");
   make_ca("other-ca.key", "other-ca.crt", "unrelated CA");
-  write_file(dir / "san.ext", "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n");
+  write_file(dir / "san.ext", "subjectAltName=" + subject_alt_name + "\n");
   auto make_leaf = [&](const char* name, const char* cn, bool server) {
     std::string key = std::string(name) + ".key", csr = std::string(name) + ".csr", crt = std::string(name) + ".crt";
     must_run({"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", std::string("/CN=") + cn, "-keyout",
@@ -80,7 +80,8 @@ void make_certificates(const fs::path& dir) {
     }
     must_run(sign);
   };
-  make_leaf("server", "localhost", true);
+  make_leaf("server", subject_alt_name.find("DNS:localhost") != std::string::npos ? "localhost" : "elsewhere.invalid",
+            true);
   make_leaf("client", "iotbridge-client", false);
 }
 
@@ -309,7 +310,7 @@ MosquittoServer::MosquittoServer(Options options)
     : options_(std::move(options)), dir_("iotbridge-mosquitto"), port_(free_port()) {
   if (options_.tls) {
     tls_port_ = free_port();
-    make_certificates(dir_.path());
+    make_certificates(dir_.path(), options_.tls_subject_alt_name);
   }
   write_config();
   start();

@@ -75,6 +75,9 @@ class MosquittoServer {
     std::string acl;                                         // ACL file text ("user NAME\ntopic read a/#" ...)
     bool tls = false;                                        // also a TLS listener (tls_port())
     bool require_client_certificate = false;
+    // The broker certificate's subjectAltName; the default covers 127.0.0.1,
+    // ::1 and localhost. Another name makes a host name mismatch.
+    std::string tls_subject_alt_name = "IP:127.0.0.1,IP:::1,DNS:localhost";
     std::string extra_config;  // appended verbatim
   };
 

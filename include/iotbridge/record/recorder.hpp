@@ -100,7 +100,8 @@ struct RecorderOptions {
   /// Off, it still survives a killed process (the data is in the page cache).
   bool sync_write_ahead = true;  ///< default true
   /// The spool refuses batches past this size (a full disk must not corrupt
-  /// it): the intake then slows down as with no spool. 0: no limit.
+  /// it): the intake then slows down as with no spool. 0: no limit. When the
+  /// disk itself is full, the write-ahead journal pauses the intake.
   std::uint64_t spool_max_bytes = 0;  ///< default 0: only the disk limits it
 
   // ---- the store failing ----
@@ -143,13 +144,15 @@ struct RecorderStats {
   std::uint64_t text_fallbacks = 0;    ///< not a number, not JSON: stored as text
   std::uint64_t binary_fallbacks = 0;  ///< not UTF-8: stored as binary
 
-  std::uint64_t batches = 0;         ///< successful insert_many calls
-  std::uint64_t retries = 0;         ///< failed insert_many attempts that were retried
-  std::uint64_t spooled = 0;         ///< readings written to the disk spool in this run
-  std::uint64_t unspooled = 0;       ///< readings read back from the spool and stored
-  std::uint64_t spool_bytes = 0;     ///< size of the spool now
-  std::uint64_t journal_errors = 0;  ///< write-ahead appends that failed (reading kept in memory only)
-  std::uint64_t spool_errors = 0;    ///< spool writes that failed (full, disk error): readings kept in memory
+  std::uint64_t batches = 0;      ///< successful insert_many calls
+  std::uint64_t retries = 0;      ///< failed insert_many attempts that were retried
+  std::uint64_t spooled = 0;      ///< readings written to the disk spool in this run
+  std::uint64_t unspooled = 0;    ///< readings read back from the spool and stored
+  std::uint64_t spool_bytes = 0;  ///< size of the spool now
+  /// Write-ahead appends that failed (reading kept in memory only). A full
+  /// disk is not counted here: it pauses the intake instead (intake_paused).
+  std::uint64_t journal_errors = 0;
+  std::uint64_t spool_errors = 0;  ///< spool writes that failed (full, disk error): readings kept in memory
 
   std::size_t queue_depth = 0;
   std::size_t queue_capacity = 0;
@@ -158,7 +161,11 @@ struct RecorderStats {
   bool connected = false;        ///< to the broker, now
   std::uint64_t reconnects = 0;  ///< connections after the first
   bool store_ok = true;          ///< the last insert attempt succeeded
-  std::string last_error;        ///< the latest failure in words (empty: none)
+  /// The disk of the write-ahead journal is full: the network thread waits for
+  /// room (freed as the store takes readings) and the broker keeps the rest
+  /// (QoS 1 flow control), so no accepted reading lives in memory only.
+  bool intake_paused = false;
+  std::string last_error;  ///< the latest failure in words (empty: none)
   double uptime_seconds = 0;
 
   /// One JSON object, keys as the fields above.

@@ -2,7 +2,7 @@
 // it (SIGTERM) and start it again. Flags (all "--name value"):
 //   --host H --port P --filter F [--filter F2] --store URI --spool DIR
 //   [--client-id ID (persistent session)] [--qos Q] [--batch N] [--flush-ms T]
-//   [--stats FILE (final stats JSON)]
+//   [--stats FILE (final stats JSON)] [--database NAME]
 // Exits 0 after a clean stop (SIGINT/SIGTERM), 1 on a start-up error.
 #include <cstdio>
 #include <cstdlib>
@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
       o.flush_interval = std::chrono::milliseconds(std::stoi(v));
     else if (k == "--stats")
       stats_file = v;
+    else if (k == "--database")
+      o.database = v;
     else {
       std::fprintf(stderr, "record_child: unknown flag %s\n", k.c_str());
       return 2;
