@@ -72,18 +72,6 @@ void check_qos(int qos, const char* what) {
     throw UsageError(std::string("invalid ") + what + " " + std::to_string(qos) + ": use 0, 1 or 2.");
 }
 
-std::string read_password_file(const std::string& path, std::vector<std::string>& warnings) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError("cannot read the password file '" + path + "': " + std::strerror(errno) + ".");
-  std::string line;
-  std::getline(in, line);
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
-    warnings.push_back("the password file '" + path + "' is readable by other users; chmod 600 it.");
-  return line;
-}
-
 // "mqtt://user:pw@host:1883/some/topic" -> ("mqtt://user:pw@host:1883", "some/topic").
 std::pair<std::string, std::string> split_url(const std::string& url) {
   auto scheme_end = url.find("://");
@@ -97,6 +85,18 @@ std::pair<std::string, std::string> split_url(const std::string& url) {
 }
 
 }  // namespace
+
+std::string read_secret_file(const std::string& path, const std::string& what, std::vector<std::string>& warnings) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError("cannot read the " + what + " '" + path + "': " + std::strerror(errno) + ".");
+  std::string line;
+  std::getline(in, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+    warnings.push_back("the " + what + " '" + path + "' is readable by other users; chmod 600 it.");
+  return line;
+}
 
 Connection resolve_connection(const ConnectionFlags& f) {
   Connection c;
@@ -160,7 +160,7 @@ Connection resolve_connection(const ConnectionFlags& f) {
   if (f.password) {
     o.password = *f.password;
   } else if (!f.password_file.empty()) {
-    o.password = read_password_file(f.password_file, c.warnings);
+    o.password = read_secret_file(f.password_file, "password file", c.warnings);
   } else if (const char* env = std::getenv("IOTBRIDGE_PASSWORD"); env && !o.username.empty() && !o.password) {
     o.password = std::string(env);
   }

@@ -75,6 +75,11 @@ struct Connection {
 // and no password is. Throws UsageError with a sentence a person can act on.
 Connection resolve_connection(const ConnectionFlags& flags);
 
+// The first line of a file holding a secret (a password, a store URI with
+// credentials), so that it never shows in `ps`. `what` names the file in
+// errors ("password file"); a file others can read adds a warning.
+std::string read_secret_file(const std::string& path, const std::string& what, std::vector<std::string>& warnings);
+
 // Parses argv; returns an exit code to stop with (help shown, or a usage
 // error printed), or nullopt to go on.
 std::optional<int> parse_or_exit(CLI::App& app, int argc, char** argv);

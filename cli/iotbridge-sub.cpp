@@ -46,6 +46,7 @@ struct SubFlags {
 
   // --store: record instead of printing (iotbridge::record::Recorder).
   std::string store;
+  std::string store_file;
   std::string database = "iot_service";
   std::string collection = "sensors";
   int batch = 1000;
@@ -195,6 +196,8 @@ int run(int argc, char** argv) {
 
   auto* store_group = app.add_option_group("Recording", "Store every message as a document instead of printing it");
   store_group->add_option("--store", f.store, "Store URI: sqlite:PATH, sqlite::memory: or mongodb://...");
+  store_group->add_option("--store-file", f.store_file,
+                          "Read the store URI from the first line of this file (keeps its password out of ps)");
   store_group->add_option("--db", f.database, "Database (default iot_service)");
   store_group->add_option("--collection", f.collection, "Collection (default sensors)");
   store_group->add_option("--batch", f.batch, "Documents per insert (default 1000)")->check(CLI::Range(1, 1000000));
@@ -215,6 +218,11 @@ int run(int argc, char** argv) {
   std::vector<mqtt::Subscription> subscriptions;
   try {
     connection = resolve_connection(conn);
+    if (!f.store_file.empty()) {
+      if (!f.store.empty()) throw UsageError("give the store with --store or --store-file, not both.");
+      f.store = read_secret_file(f.store_file, "store URI file", connection.warnings);
+      if (f.store.empty()) throw UsageError("the store URI file '" + f.store_file + "' is empty.");
+    }
     if (!connection.url_topic.empty()) f.topics.insert(f.topics.begin(), connection.url_topic);
     if (f.topics.empty() && f.unsubscribes.empty()) throw UsageError("give a filter to subscribe to with -t.");
     for (const auto& t : f.topics) {

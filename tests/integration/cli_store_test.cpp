@@ -2,6 +2,8 @@
 // persistent session made with iotbridge-sub -c -E (so none can be published
 // before the recorder subscribes), then iotbridge-sub --store -C / -W records
 // them into SQLite and the MongoDB-compatible server, read back field by field.
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
@@ -146,4 +148,32 @@ TEST_CASE("iotbridge-sub --store: errors are one sentence with exit 1", "[cli][s
     CHECK(contains(r.err, c.says));
     CHECK(r.out.empty());
   }
+}
+
+TEST_CASE("iotbridge-sub --store-file: the store URI comes from a file, never from the command line",
+          "[cli][store][sqlite]") {
+  MosquittoServer broker;
+  TempDir dir;
+  queue_readings(broker, "rec-file", "21.5\n22.5\n");
+  std::string uri = "sqlite:" + (dir / "from-file.db").string();
+  spit(dir / "store", uri + "\n");
+  ::chmod((dir / "store").c_str(), 0600);
+  auto args =
+      with({iotbridge_sub(), "-t", "iot/#", "-q", "1", "-c", "-i", "rec-file", "--spool", (dir / "spool").string()},
+           broker_args(broker));
+
+  auto both = run_tool(with(args, {"--store", uri, "--store-file", (dir / "store").string(), "-C", "2"}));
+  CHECK(both.code != 0);
+  CHECK_THAT(both.err, Catch::Contains("--store or --store-file, not both"));
+
+  auto missing = run_tool(with(args, {"--store-file", (dir / "nope").string(), "-C", "2"}));
+  CHECK(missing.code != 0);
+  CHECK_THAT(missing.err, Catch::Contains("cannot read the store URI file"));
+
+  auto r = run_tool(with(args, {"--store-file", (dir / "store").string(), "-C", "2"}));
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.err, !Catch::Contains("readable by other users"));
+  auto store = iotbridge::store::open_store(uri);
+  CHECK(store->collection("iot_service", "sensors")->count_documents() == 2);
 }
