@@ -213,6 +213,26 @@ void check_exact(const Ledger& l, const record::RecorderStats& s) {
   CHECK(static_cast<std::uint64_t>(l.copies) == s.received - static_cast<std::uint64_t>(l.published));
 }
 
+// Ends a case: stops the stream, waits until the recorder has taken all of it
+// and stored what it holds, stops the recorder, and tallies the store.
+struct Outcome {
+  int published = 0;
+  record::RecorderStats stats;
+  Ledger ledger;
+};
+Outcome finish_stream(PacedPublisher& pub, record::Recorder& recorder, store::Collection& coll) {
+  pub.stop();
+  REQUIRE(pub.error().empty());
+  Outcome o;
+  o.published = pub.published();
+  REQUIRE(recorder.wait_received(static_cast<std::uint64_t>(o.published), 60s));
+  REQUIRE(recorder.wait_idle(120s));
+  o.stats = recorder.stats();
+  recorder.stop();
+  o.ledger = tally(coll, o.published);
+  return o;
+}
+
 std::shared_ptr<store::DocumentStore> open_mongo(const std::string& uri) {
   // Short timeouts: a dead or stalled server is noticed in about a second.
   return std::shared_ptr<store::DocumentStore>(
@@ -305,14 +325,7 @@ TEST_CASE("fault: the store down for 10 s under a steady QoS 1 stream: exact acc
   int sent_at_up = pub.sent();
   // The stream goes on after the outage while the backlog drains.
   REQUIRE(pub.wait_sent(sent_at_up + 1500));
-  pub.stop();
-  REQUIRE(pub.error().empty());
-  const int published = pub.published();
-  REQUIRE(recorder.wait_received(static_cast<std::uint64_t>(published), 60s));
-  REQUIRE(recorder.wait_idle(120s));
-  auto s = recorder.stats();
-  recorder.stop();
-  auto l = tally(*coll, published);
+  auto [published, s, l] = finish_stream(pub, recorder, *coll);
   print_accounting("store outage 10 s", l, s.rejected, s.received, 0,
                    "received during the outage " + std::to_string(during.received - at_down.received) + ", spooled " +
                        std::to_string(s.spooled) + ", retries " + std::to_string(s.retries) + ", duplicates(by _id) " +
@@ -578,14 +591,7 @@ TEST_CASE("fault: the store stalled with SIGSTOP, then SIGCONT, under a stream: 
   mongo.resume();
   REQUIRE(wait_until([&] { return recorder.stats().store_ok; }, 60s));
   REQUIRE(pub.wait_sent(pub.sent() + 1000));
-  pub.stop();
-  REQUIRE(pub.error().empty());
-  const int published = pub.published();
-  REQUIRE(recorder.wait_received(static_cast<std::uint64_t>(published), 60s));
-  REQUIRE(recorder.wait_idle(120s));
-  auto s = recorder.stats();
-  recorder.stop();
-  auto l = tally(*coll, published);
+  auto [published, s, l] = finish_stream(pub, recorder, *coll);
   // An insert the stalled server took before the client timed out lands
   // after SIGCONT as well as in the retry: the same _id, stored once and
   // counted as a duplicate.
