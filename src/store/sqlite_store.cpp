@@ -16,7 +16,9 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -168,7 +170,14 @@ void bson_get_fn(sqlite3_context* ctx, int, sqlite3_value** argv) {
     switch (bson_iter_type(&found)) {
       case BSON_TYPE_INT32: sqlite3_result_int64(ctx, bson_iter_int32(&found)); return;
       case BSON_TYPE_INT64: sqlite3_result_int64(ctx, bson_iter_int64(&found)); return;
-      case BSON_TYPE_DOUBLE: sqlite3_result_double(ctx, bson_iter_double(&found)); return;
+      case BSON_TYPE_DOUBLE: {
+        // SQLite stores a NaN as NULL, which would make NaN look missing. It
+        // sorts below every number (MongoDB's order), so it becomes -Infinity;
+        // SqlFilter leaves NaN and -Infinity operands to the evaluator.
+        double d = bson_iter_double(&found);
+        sqlite3_result_double(ctx, std::isnan(d) ? -std::numeric_limits<double>::infinity() : d);
+        return;
+      }
       case BSON_TYPE_UTF8: {
         uint32_t n = 0;
         const char* s = bson_iter_utf8(&found, &n);
@@ -348,7 +357,13 @@ class SqlFilter {
     return terms.empty() ? "1" : join(terms, " AND ");
   }
 
-  static bool scalar(const Value& v) { return !v.is<Document>() && !v.is<Array>() && v.type() != Type::other; }
+  // NaN and -Infinity share one SQL key (see bson_get_fn), so a term on
+  // either is left to the evaluator.
+  static bool scalar(const Value& v) {
+    if (auto d = v.get_if<double>(); d && (std::isnan(*d) || *d == -std::numeric_limits<double>::infinity()))
+      return false;
+    return !v.is<Document>() && !v.is<Array>() && v.type() != Type::other;
+  }
 
   std::string eq_term(const std::string& expr, const Value& v) {
     if (v.is_null()) return expr + " IS NULL";
