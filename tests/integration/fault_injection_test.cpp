@@ -393,27 +393,11 @@ TEST_CASE("fault: the recorder SIGKILLed twice mid-stream and restarted: journal
   auto db = open_mongo(uri);
   auto coll = db->collection(dbname, "sensors");
   auto argv = [&](int run) {
-    return std::vector<std::string>{IOTBRIDGE_RECORD_CHILD,
-                                    "--host",
-                                    broker.host(),
-                                    "--port",
-                                    std::to_string(broker.port()),
-                                    "--filter",
-                                    "iot/#",
-                                    "--store",
-                                    uri,
-                                    "--database",
-                                    dbname,
-                                    "--spool",
-                                    (dir / "spool").string(),
-                                    "--client-id",
-                                    "fault-recorder-kill",
-                                    "--batch",
-                                    "100000",  // readings wait in the journal for the flush ...
-                                    "--flush-ms",
-                                    "300",  // ... so a kill always leaves some to replay
-                                    "--stats",
-                                    (dir / ("stats" + std::to_string(run) + ".json")).string()};
+    return record_child_argv(
+        broker, uri, dir / "spool", "fault-recorder-kill",
+        {"--database", dbname, "--batch", "100000",  // readings wait in the journal for the flush ...
+         "--flush-ms", "300",                        // ... so a kill always leaves some to replay
+         "--stats", (dir / ("stats" + std::to_string(run) + ".json")).string()});
   };
   // The first run makes the persistent session; readings published while a
   // recorder is dead wait in it.

@@ -157,25 +157,8 @@ TEST_CASE("recorder: killed with SIGKILL mid-stream and restarted: nothing lost"
   MosquittoServer broker;
   TempDir dir;
   const std::string db_uri = "sqlite:" + (dir / "r.db").string();
-  std::vector<std::string> argv = {IOTBRIDGE_RECORD_CHILD,
-                                   "--host",
-                                   broker.host(),
-                                   "--port",
-                                   std::to_string(broker.port()),
-                                   "--filter",
-                                   "iot/#",
-                                   "--store",
-                                   db_uri,
-                                   "--spool",
-                                   (dir / "spool").string(),
-                                   "--client-id",
-                                   "recorder-kill",
-                                   "--qos",
-                                   "1",
-                                   "--batch",
-                                   "100",
-                                   "--flush-ms",
-                                   "20"};
+  auto argv = record_child_argv(broker, db_uri, dir / "spool", "recorder-kill",
+                                {"--qos", "1", "--batch", "100", "--flush-ms", "20"});
   auto db = store::open_store(db_uri);
   auto coll = db->collection("iot_service", "sensors");
   // First run: subscribe once so the broker keeps the session while we are down.

@@ -111,6 +111,29 @@ inline bool wait_for_count(store::Collection& collection, std::int64_t n,
 }
 
 // The relaxed-JSON key account() uses for a number payload "i".
+// The argv of the recorder child process (record_child_main.cpp) subscribed
+// to iot/# on `server`, recording into `store_uri` with its journal and spool
+// in `spool` under a persistent session `client_id`; `extra` flags appended.
+inline std::vector<std::string> record_child_argv(const MosquittoServer& server, const std::string& store_uri,
+                                                  const fs::path& spool, const std::string& client_id,
+                                                  const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = {IOTBRIDGE_RECORD_CHILD,
+                                   "--host",
+                                   server.host(),
+                                   "--port",
+                                   std::to_string(server.port()),
+                                   "--filter",
+                                   "iot/#",
+                                   "--store",
+                                   store_uri,
+                                   "--spool",
+                                   spool.string(),
+                                   "--client-id",
+                                   client_id};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
 inline std::string number_key(int i) { return store::Value(static_cast<double>(i)).to_json(); }
 
 }  // namespace iotbridge::test
