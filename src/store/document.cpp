@@ -504,6 +504,13 @@ bool operator==(const Array& a, const Array& b) { return a.values_ == b.values_;
 
 // ---- Value ------------------------------------------------------------------
 
+bool operator==(const Value& a, const Value& b) noexcept {
+  const double* x = std::get_if<double>(&a.v_);
+  const double* y = std::get_if<double>(&b.v_);
+  if (x && y) return *x == *y || (std::isnan(*x) && std::isnan(*y));
+  return a.v_ == b.v_;
+}
+
 Type Value::type() const noexcept {
   static constexpr Type kTypes[] = {Type::null,     Type::double_,   Type::int32, Type::int64,  Type::string,
                                     Type::boolean,  Type::document,  Type::array, Type::binary, Type::object_id,

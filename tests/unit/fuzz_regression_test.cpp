@@ -5,6 +5,7 @@
 #include <set>
 #include <string>
 
+#include "iotbridge/record/payload.hpp"
 #include "iotbridge/store/document.hpp"
 #include "iotbridge/store/open.hpp"
 #include "iotbridge/store/store.hpp"
@@ -66,4 +67,35 @@ TEST_CASE("SQLite store: NaN fields match as the query evaluator says, not as nu
       CHECK(coll->count_documents(c.filter) == static_cast<std::int64_t>(c.expected.size()));
     }
   }
+}
+
+// fuzz_payload: libbson's JSON reader takes NaN (as Python's json module
+// writes it), so the payload "[NaN]" is stored as an array holding a NaN; the
+// value then compared unequal to its own copy (NaN != NaN), while a document
+// holding the same NaN compared equal (Document compares bytes). A NaN now
+// equals a NaN in Value's ==, as in MongoDB's matching. Corpus: payload/nan_array.
+TEST_CASE("Value equality: a NaN equals a NaN, in arrays as in documents", "[store][document][fuzz]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  CHECK(Value(nan) == Value(nan));
+  CHECK(Value(Array{nan, 1}) == Value(Array{nan, 1}));
+  CHECK(Value(Document().append("t", nan)) == Value(Document().append("t", nan)));
+  CHECK_FALSE(Value(nan) == Value(0.0));
+  CHECK_FALSE(Value(Array{nan}) == Value(Array{1.0}));
+  CHECK(Value(0.0) == Value(-0.0));
+  CHECK_FALSE(Value(1) == Value(1.0));
+
+  auto copy_of_parsed = Document::from_json(R"({"a": [NaN, 2]})");
+  Value a = copy_of_parsed.at("a");
+  Value b = a;
+  CHECK(a == b);
+
+  // The payload path the fuzzer took: decoded as JSON, stored unchanged.
+  auto decoded = iotbridge::record::decode_payload("[NaN]", {});
+  REQUIRE(decoded.kind == iotbridge::record::PayloadKind::json);
+  iotbridge::record::Reading reading;
+  reading.topic = "iot/t";
+  reading.payload = "[NaN]";
+  auto doc = iotbridge::record::build_document(reading, {});
+  CHECK(doc.at("value") == decoded.value);
+  CHECK(doc.at("value").to_json() == R"([ { "$numberDouble" : "NaN" } ])");
 }

@@ -260,8 +260,10 @@ class Value {
   /// The value as Extended JSON (a bare value, not a document).
   std::string to_json(JsonMode mode = JsonMode::relaxed) const;
 
-  /// Strict equality: same type and value (int32 1 != double 1.0).
-  friend bool operator==(const Value& a, const Value& b) { return a.v_ == b.v_; }
+  /// Strict equality: same type and value (int32 1 != double 1.0). A NaN
+  /// equals a NaN, as in MongoDB's matching and in Document's byte-wise
+  /// equality, so a value that holds a NaN equals its own copy.
+  friend bool operator==(const Value& a, const Value& b) noexcept;
 
  private:
   Variant v_;
