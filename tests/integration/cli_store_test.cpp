@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <set>
@@ -142,6 +143,9 @@ TEST_CASE("iotbridge-sub --store: errors are one sentence with exit 1", "[cli][s
       {{"--store", "sqlite:" + (dir / "x.db").string(), "-v"}, "--store records the messages instead of printing"},
       {{"--store", "sqlite:" + (dir / "x.db").string(), "-T", "a"}, "do not apply"},
       {{"--store", "sqlite:" + (dir / "no-such-dir" / "x.db").string()}, "Error: "},
+      // Nothing listens on a free port: the store is checked before anything is recorded.
+      {{"--store", "mongodb://127.0.0.1:" + std::to_string(free_port()) + "/?serverSelectionTimeoutMS=300"},
+       "no MongoDB server reachable"},
   };
   for (const auto& c : cases) {
     auto argv = with(with({iotbridge_sub(), "-t", "iot/#", "--spool", spool, "-W", "5"}, args), c.flags);
@@ -152,6 +156,29 @@ TEST_CASE("iotbridge-sub --store: errors are one sentence with exit 1", "[cli][s
     CHECK(contains(r.err, c.says));
     CHECK(r.out.empty());
   }
+}
+
+TEST_CASE("iotbridge-sub --store: a wrong password is mosquitto_sub's exit 5 and nothing is recorded",
+          "[cli][store][errors][auth]") {
+  MosquittoServer::Options o;
+  o.users = {{"alice", "s3cret"}};
+  MosquittoServer broker(o);
+  TempDir dir;
+  const std::string uri = "sqlite:" + (dir / "auth.db").string();
+  auto argv = with({iotbridge_sub(), "-t", "iot/#", "-u", "alice", "-P", "wrong", "--store", uri, "--spool",
+                    (dir / "spool").string(), "-W", "5"},
+                   broker_args(broker));
+  auto r = run_tool(argv);
+  INFO(r.err);
+  CHECK(r.code == 5);
+  CHECK(r.err.rfind("Error: ", 0) == 0);
+  CHECK(contains(r.err, "not authorised"));
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK(r.out.empty());
+  CHECK_FALSE(fs::exists(dir / "auth.db"));  // refused before the store is opened
+  argv[0] = "mosquitto_sub";
+  argv.erase(argv.begin() + 7, argv.begin() + 11);  // --store URI --spool DIR
+  CHECK(run_tool(argv).code == 5);
 }
 
 TEST_CASE("iotbridge-sub --store-file: the store URI comes from a file, never from the command line",
