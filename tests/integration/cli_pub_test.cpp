@@ -79,6 +79,28 @@ TEST_CASE("iotbridge-pub -l -q 1 delivers every line in order, flow controlled",
   CHECK(sub->terminate() == 0);
 }
 
+TEST_CASE("iotbridge-pub -l --rate paces the lines and still delivers every one", "[cli][pub][flow]") {
+  MosquittoServer broker;
+  TempDir dir;
+  auto args = broker_args(broker);
+  constexpr int kLines = 30;
+  std::string lines;
+  for (int i = 0; i < kLines; ++i) lines += "line " + std::to_string(i) + "\n";
+  auto out = dir / "received";
+  auto sub = start_tool(with({iotbridge_sub(), "-t", "paced/#", "-q", "2"}, args), out);
+  REQUIRE(sync_subscribers(broker, "paced/ready", "ready", {out}, "ready"));
+  auto r = run_tool(with({iotbridge_pub(), "-t", "paced/x", "-q", "2", "-l", "--rate", "200", "--stats"}, args), lines);
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK(contains(r.err, "sent 30, acknowledged 30, failed 0"));
+  // A lower bound only: line 30 goes out no earlier than 29 / 200 s after the first.
+  auto at = r.err.find(" in ");
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stod(r.err.substr(at + 4)) >= 0.14);
+  CHECK(wait_until([&] { return strip_leading(slurp(out), "ready\n") == lines; }));
+  CHECK(sub->terminate() == 0);
+}
+
 TEST_CASE("iotbridge-pub/-sub credentials: -P, --password-file, IOTBRIDGE_PASSWORD, -L URL", "[cli][auth]") {
   MosquittoServer::Options o;
   o.users = {{"alice", "s3cret"}};
