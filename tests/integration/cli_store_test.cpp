@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
@@ -211,12 +212,15 @@ TEST_CASE("iotbridge-sub --store-file: the store URI comes from a file, never fr
 
 namespace {
 
-// The last value of "key" in the JSON counters found in `text` (-1: none).
+// The value of "key" in the last complete line of JSON counters in `text`
+// (-1: none yet). The file may be read while a line is half written.
 long long last_counter(const std::string& text, const std::string& key) {
+  auto end = text.rfind("}\n");
+  if (end == std::string::npos) return -1;
   const std::string needle = "\"" + key + "\":";
-  auto at = text.rfind(needle);
+  auto at = text.rfind(needle, end);
   if (at == std::string::npos) return -1;
-  return std::stoll(text.substr(at + needle.size()));
+  return std::strtoll(text.c_str() + at + needle.size(), nullptr, 10);
 }
 
 // Readings "0".."n-1" in `collection`: how many are missing, how many stored twice.
