@@ -201,6 +201,39 @@ TEST_CASE("iotbridge-pub/-sub over TLS: --cafile, a wrong CA, --insecure warns",
   CHECK(plain.code != 0);
 }
 
+TEST_CASE("iotbridge-pub/-sub over TLS with a client certificate (--cert --key) and --capath", "[cli][tls]") {
+  MosquittoServer::Options o;
+  o.tls = true;
+  o.require_client_certificate = true;
+  MosquittoServer broker(o);
+  TempDir dir;
+  // A CA folder as OpenSSL looks it up: certificates under their subject hash.
+  fs::create_directories(dir / "cas");
+  fs::copy_file(broker.ca_file(), dir / "cas" / "ca.crt");
+  REQUIRE(run_command({"openssl", "rehash", (dir / "cas").string()}) == 0);
+  auto tls = std::vector<std::string>{"-h", "127.0.0.1", "-p", std::to_string(broker.tls_port())};
+  auto cert = std::vector<std::string>{"--cert", broker.client_cert().string(), "--key", broker.client_key().string()};
+
+  auto no_cert = run_tool(
+      with({iotbridge_pub(), "-t", "tls/c", "-m", "x", "-q", "1", "--cafile", broker.ca_file().string()}, tls));
+  INFO(no_cert.err);
+  CHECK(no_cert.code == 1);
+  CHECK(no_cert.err.rfind("Error: ", 0) == 0);
+  CHECK(std::count(no_cert.err.begin(), no_cert.err.end(), '\n') == 1);
+
+  auto retained = run_tool(with(with({iotbridge_pub(), "-t", "tls/c", "-m", "with a certificate", "-r", "-q", "1",
+                                      "--capath", (dir / "cas").string()},
+                                     tls),
+                                cert));
+  INFO(retained.err);
+  CHECK(retained.code == 0);
+  auto sub = run_tool(with(
+      with({iotbridge_sub(), "-t", "tls/c", "-C", "1", "-W", "10", "--cafile", broker.ca_file().string()}, tls), cert));
+  INFO(sub.err);
+  CHECK(sub.code == 0);
+  CHECK(sub.out == "with a certificate\n");
+}
+
 TEST_CASE("iotbridge-pub -D sets MQTT 5 properties that both subscribers print alike", "[cli][pub][mqtt5]") {
   MosquittoServer broker;
   TempDir dir;
