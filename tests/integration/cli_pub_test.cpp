@@ -234,6 +234,30 @@ TEST_CASE("iotbridge-pub/-sub over TLS with a client certificate (--cert --key) 
   CHECK(sub.out == "with a certificate\n");
 }
 
+TEST_CASE("iotbridge-pub: its will (--will-topic --will-payload --will-qos --will-retain) when it vanishes",
+          "[cli][pub][will]") {
+  MosquittoServer broker;
+  TempDir dir;
+  auto args = broker_args(broker);
+  auto watcher_out = dir / "watcher";
+  auto watcher = start_tool(with({"mosquitto_sub", "-t", "sim/#", "-t", "status/#", "-v"}, args), watcher_out);
+  REQUIRE(sync_subscribers(broker, "status/sync", "s", {watcher_out}, "status/sync s"));
+  // A simulation runs until interrupted; it is connected once its first reading arrives.
+  auto device =
+      start_tool(with({iotbridge_pub(), "-t", "sim/device", "--simulate", "--rate", "20", "-q", "1", "--will-topic",
+                       "status/device", "--will-payload", "offline", "--will-qos", "1", "--will-retain"},
+                      args),
+                 dir / "device");
+  REQUIRE(wait_until([&] { return contains(slurp(watcher_out), "sim/device "); }));
+  device->kill_hard();  // no DISCONNECT: the broker publishes the will
+  REQUIRE(wait_until([&] { return contains(slurp(watcher_out), "status/device offline\n"); }));
+  watcher->terminate();
+  // Retained: a later subscriber is told too.
+  auto later = run_tool(with({"mosquitto_sub", "-t", "status/device", "-C", "1", "-W", "5", "-v"}, args));
+  CHECK(later.code == 0);
+  CHECK(later.out == "status/device offline\n");
+}
+
 TEST_CASE("iotbridge-pub -D sets MQTT 5 properties that both subscribers print alike", "[cli][pub][mqtt5]") {
   MosquittoServer broker;
   TempDir dir;
