@@ -79,6 +79,28 @@ TEST_CASE("iotbridge-pub -l -q 1 delivers every line in order, flow controlled",
   CHECK(sub->terminate() == 0);
 }
 
+TEST_CASE("iotbridge-pub -l --rate paces the lines and still delivers every one", "[cli][pub][flow]") {
+  MosquittoServer broker;
+  TempDir dir;
+  auto args = broker_args(broker);
+  constexpr int kLines = 30;
+  std::string lines;
+  for (int i = 0; i < kLines; ++i) lines += "line " + std::to_string(i) + "\n";
+  auto out = dir / "received";
+  auto sub = start_tool(with({iotbridge_sub(), "-t", "paced/#", "-q", "2"}, args), out);
+  REQUIRE(sync_subscribers(broker, "paced/ready", "ready", {out}, "ready"));
+  auto r = run_tool(with({iotbridge_pub(), "-t", "paced/x", "-q", "2", "-l", "--rate", "200", "--stats"}, args), lines);
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK(contains(r.err, "sent 30, acknowledged 30, failed 0"));
+  // A lower bound only: line 30 goes out no earlier than 29 / 200 s after the first.
+  auto at = r.err.find(" in ");
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stod(r.err.substr(at + 4)) >= 0.14);
+  CHECK(wait_until([&] { return strip_leading(slurp(out), "ready\n") == lines; }));
+  CHECK(sub->terminate() == 0);
+}
+
 TEST_CASE("iotbridge-pub/-sub credentials: -P, --password-file, IOTBRIDGE_PASSWORD, -L URL", "[cli][auth]") {
   MosquittoServer::Options o;
   o.users = {{"alice", "s3cret"}};
@@ -177,6 +199,63 @@ TEST_CASE("iotbridge-pub/-sub over TLS: --cafile, a wrong CA, --insecure warns",
   // Plain MQTT to the TLS port fails with one sentence.
   auto plain = run_tool(with({iotbridge_pub(), "-t", "tls/a", "-m", "x"}, tls));
   CHECK(plain.code != 0);
+}
+
+TEST_CASE("iotbridge-pub/-sub over TLS with a client certificate (--cert --key) and --capath", "[cli][tls]") {
+  MosquittoServer::Options o;
+  o.tls = true;
+  o.require_client_certificate = true;
+  MosquittoServer broker(o);
+  TempDir dir;
+  // A CA folder as OpenSSL looks it up: certificates under their subject hash.
+  fs::create_directories(dir / "cas");
+  fs::copy_file(broker.ca_file(), dir / "cas" / "ca.crt");
+  REQUIRE(run_command({"openssl", "rehash", (dir / "cas").string()}) == 0);
+  auto tls = std::vector<std::string>{"-h", "127.0.0.1", "-p", std::to_string(broker.tls_port())};
+  auto cert = std::vector<std::string>{"--cert", broker.client_cert().string(), "--key", broker.client_key().string()};
+
+  auto no_cert = run_tool(
+      with({iotbridge_pub(), "-t", "tls/c", "-m", "x", "-q", "1", "--cafile", broker.ca_file().string()}, tls));
+  INFO(no_cert.err);
+  CHECK(no_cert.code == 1);
+  CHECK(no_cert.err.rfind("Error: ", 0) == 0);
+  CHECK(std::count(no_cert.err.begin(), no_cert.err.end(), '\n') == 1);
+
+  auto retained = run_tool(with(with({iotbridge_pub(), "-t", "tls/c", "-m", "with a certificate", "-r", "-q", "1",
+                                      "--capath", (dir / "cas").string()},
+                                     tls),
+                                cert));
+  INFO(retained.err);
+  CHECK(retained.code == 0);
+  auto sub = run_tool(with(
+      with({iotbridge_sub(), "-t", "tls/c", "-C", "1", "-W", "10", "--cafile", broker.ca_file().string()}, tls), cert));
+  INFO(sub.err);
+  CHECK(sub.code == 0);
+  CHECK(sub.out == "with a certificate\n");
+}
+
+TEST_CASE("iotbridge-pub: its will (--will-topic --will-payload --will-qos --will-retain) when it vanishes",
+          "[cli][pub][will]") {
+  MosquittoServer broker;
+  TempDir dir;
+  auto args = broker_args(broker);
+  auto watcher_out = dir / "watcher";
+  auto watcher = start_tool(with({"mosquitto_sub", "-t", "sim/#", "-t", "status/#", "-v"}, args), watcher_out);
+  REQUIRE(sync_subscribers(broker, "status/sync", "s", {watcher_out}, "status/sync s"));
+  // A simulation runs until interrupted; it is connected once its first reading arrives.
+  auto device =
+      start_tool(with({iotbridge_pub(), "-t", "sim/device", "--simulate", "--rate", "20", "-q", "1", "--will-topic",
+                       "status/device", "--will-payload", "offline", "--will-qos", "1", "--will-retain"},
+                      args),
+                 dir / "device");
+  REQUIRE(wait_until([&] { return contains(slurp(watcher_out), "sim/device "); }));
+  device->kill_hard();  // no DISCONNECT: the broker publishes the will
+  REQUIRE(wait_until([&] { return contains(slurp(watcher_out), "status/device offline\n"); }));
+  watcher->terminate();
+  // Retained: a later subscriber is told too.
+  auto later = run_tool(with({"mosquitto_sub", "-t", "status/device", "-C", "1", "-W", "5", "-v"}, args));
+  CHECK(later.code == 0);
+  CHECK(later.out == "status/device offline\n");
 }
 
 TEST_CASE("iotbridge-pub -D sets MQTT 5 properties that both subscribers print alike", "[cli][pub][mqtt5]") {

@@ -124,6 +124,58 @@ TEST_CASE("recorder: every payload kind stored field by field into MongoDB", "[r
   db->drop_database(name);
 }
 
+TEST_CASE("recorder: a retained reading and a timestamp read from the JSON payload through the broker",
+          "[record][sqlite]") {
+  MosquittoServer broker;
+  TempDir dir;
+  // Retained before the recorder subscribes: it arrives with retain set.
+  {
+    Publisher pub(broker);
+    pub.publish("iot/home1/meter/power", R"({"w": 230.5, "meta": {"time": "2024-05-01T12:00:00.250Z"}})", 1, true);
+    pub.flush();
+  }
+  auto opts = recorder_options(broker, dir / "spool");
+  opts.document.include_retain = true;
+  opts.document.timestamp_field = "meta.time";
+  opts.document.timestamp_key = "measured_at";
+  std::shared_ptr<store::DocumentStore> db = store::open_store("sqlite:" + (dir / "ts.db").string());
+  record::Recorder recorder(opts, db);
+  recorder.start();
+  REQUIRE(recorder.wait_received(1, 10s));
+  {
+    Publisher pub(broker);
+    pub.publish("iot/home1/meter/power", R"({"w": 231, "meta": {"time": 1714564801}})", 1);
+    pub.publish("iot/home1/meter/power", R"({"w": 232, "meta": {"time": "not a time"}})", 1);
+    pub.publish("iot/home1/meter/power", "233", 1);
+    pub.flush();
+  }
+  REQUIRE(recorder.wait_received(4, 10s));
+  REQUIRE(recorder.wait_idle(20s));
+  recorder.stop();
+
+  auto coll = db->collection("iot_service", "sensors");
+  REQUIRE(coll->count_documents() == 4);
+  auto by_w = [&](double w) {
+    auto doc = coll->find_one(Document().append("value.w", w));
+    REQUIRE(doc);
+    return *doc;
+  };
+  auto retained = by_w(230.5);
+  CHECK(retained.get_bool("retain") == true);
+  CHECK(retained.get_datetime("measured_at")->millis == 1714564800250);
+  CHECK(retained.get_datetime("reg_date").has_value());                         // the receive time stays
+  CHECK(retained.get_string("value.meta.time") == "2024-05-01T12:00:00.250Z");  // the value is unchanged
+
+  auto fresh = by_w(231);
+  CHECK(fresh.get_bool("retain") == false);
+  CHECK(fresh.get_datetime("measured_at")->millis == 1714564801000);  // epoch seconds
+  // An unreadable or missing timestamp: stored all the same, without the field.
+  CHECK_FALSE(by_w(232).has("measured_at"));
+  auto number = coll->find_one(Document().append("value", 233.0));
+  REQUIRE(number);
+  CHECK_FALSE(number->has("measured_at"));
+}
+
 TEST_CASE("recorder: N published -> N stored, store opened from its URI", "[record][sqlite]") {
   MosquittoServer broker;
   TempDir dir;
