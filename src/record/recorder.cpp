@@ -233,10 +233,11 @@ struct Recorder::Impl {
     bool limit_reached = false;
     {
       std::lock_guard lk(accept_mutex);
-      if (opts.max_messages != 0 && received.load() >= opts.max_messages) {
-        ++ignored;
-        return;
-      }
+      // Past max_messages a message is stored all the same: libmosquitto has
+      // acknowledged it already, so dropping it here would lose it for good
+      // (the broker will not send it again, even to a persistent session).
+      // run() stops after the limit; what arrives until the disconnect counts.
+      const bool limit_was_reached = opts.max_messages != 0 && received.load() >= opts.max_messages;
       if (wal) {
         thread_local std::string buffer;
         buffer.clear();
@@ -282,7 +283,7 @@ struct Recorder::Impl {
       // and every one after it (journal order), waits in `late` and is
       // stored after the queue.
       if (!late.empty() || !queue->push(std::move(item), accept_stop.get_token())) late.push_back(std::move(item));
-      limit_reached = opts.max_messages != 0 && received.load() >= opts.max_messages;
+      limit_reached = !limit_was_reached && opts.max_messages != 0 && received.load() >= opts.max_messages;
     }
     if (limit_reached) {
       self_stop.request_stop();

@@ -246,9 +246,14 @@ TEST_CASE("recorder: stop() stores everything accepted, then max_messages stops 
     });
     auto stats = recorder.run(never.get_token());
     publisher.join();
-    CHECK(stats.received == 50);
-    CHECK(stats.stored == 50);
-    CHECK(coll->count_documents() == 50);
+    // run() returned after the 50th; what arrived while it disconnected was
+    // acknowledged already, so it is stored too, never dropped.
+    CHECK(stats.received >= 50);
+    CHECK(stats.received <= 80);
+    CHECK(stats.ignored == 0);
+    CHECK(stats.pending == 0);
+    CHECK(stats.stored == stats.received);
+    CHECK(coll->count_documents() == static_cast<std::int64_t>(stats.received));
   }
 }
 

@@ -115,8 +115,11 @@ struct RecorderOptions {
   std::chrono::milliseconds shutdown_timeout{10000};  ///< default 10 s
 
   // ---- stopping by itself (iotbridge-sub -C) ----
-  /// Stop accepting after this many messages, and make run() return once they
-  /// are stored. 0: no limit.
+  /// Make run() return once this many messages were received, then stop()
+  /// (which stores everything received). Messages that arrive between the
+  /// limit and the disconnect are stored too (received > max_messages): the
+  /// client library acknowledged them already, so dropping them would lose
+  /// them. 0: no limit.
   std::uint64_t max_messages = 0;  ///< default 0
 
   // ---- reporting ----
@@ -135,7 +138,7 @@ struct RecorderStats {
   std::uint64_t duplicates = 0;  ///< of stored: already in the store (a replay of a stored reading)
   std::uint64_t rejected = 0;    ///< refused by the store as a document (reason in last_error), skipped
   std::uint64_t pending = 0;     ///< accepted and not yet confirmed (memory, journal, spool)
-  std::uint64_t ignored = 0;     ///< arrived after max_messages or after stop()
+  std::uint64_t ignored = 0;     ///< arrived after stop() on a client the caller owns (not acknowledged by us)
 
   /// Decoding (of stored readings' first decode).
   std::uint64_t numbers = 0;
