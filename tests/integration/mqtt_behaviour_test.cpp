@@ -156,12 +156,19 @@ TEST_CASE("broker killed and restarted mid-stream: reconnect and resubscribe by 
   MosquittoServer broker;
   Collector got;
   std::atomic<int> connects{0}, lost{0}, subacks{0};
+  std::mutex mutex;
+  std::vector<mqtt::DisconnectInfo> losses;
   auto sub = mqtt::make_mosquitto_client(broker_options(broker));
   sub->on_connect([&](const mqtt::ConnectResult& r) {
     if (r.reason_code == 0) ++connects;
   });
   sub->on_disconnect([&](const mqtt::DisconnectInfo& info) {
-    if (info.unexpected) ++lost;
+    if (!info.unexpected) return;
+    {
+      std::lock_guard lock(mutex);
+      losses.push_back(info);
+    }
+    ++lost;
   });
   sub->on_subscribe([&](const mqtt::SubscribeResult&) { ++subacks; });
   sub->connect();
@@ -173,6 +180,14 @@ TEST_CASE("broker killed and restarted mid-stream: reconnect and resubscribe by 
 
   broker.kill();
   REQUIRE(eventually([&] { return lost.load() == 1 && !sub->connected() && !pub->connected(); }));
+  {
+    // The reason, in words: not "disconnected by the client".
+    std::lock_guard lock(mutex);
+    REQUIRE(losses.size() == 1);
+    CHECK(losses[0].reason_code != 0);
+    CHECK_FALSE(losses[0].reason.empty());
+    CHECK_THAT(losses[0].reason, !Catch::Contains("disconnected by the client"));
+  }
   // QoS 1 while the broker is down: kept and sent after the reconnect.
   auto queued = pub->publish("stream/x", "while down", 1);
   CHECK_FALSE(queued.done());

@@ -40,6 +40,11 @@ TEST_CASE("connect, subscribe with a handler, publish QoS 0/1/2 and receive them
     CHECK(messages[qos].payload == "payload " + std::to_string(qos));
     CHECK(messages[qos].qos == qos);
     CHECK_FALSE(messages[qos].retain);
+    // The packet id the broker chose for its PUBLISH to us: none for QoS 0.
+    if (qos == 0)
+      CHECK(messages[qos].mid == 0);
+    else
+      CHECK(messages[qos].mid > 0);
   }
   CHECK(pub->unacknowledged() == 0);
   pub->disconnect();
