@@ -450,7 +450,7 @@ TEST_CASE("connect_async to a broker that is not there yet keeps trying until it
   REQUIRE(c->wait_connected(20s));
 }
 
-TEST_CASE("bad input on a live connection is refused before anything is sent; the connection stays up",
+TEST_CASE("bad input on a live connection is refused before anything is sent, the connection stays up",
           "[mqtt][integration]") {
   MosquittoServer broker;
   Collector everything;
@@ -505,7 +505,7 @@ TEST_CASE("bad input on a live connection is refused before anything is sent; th
   }
 }
 
-TEST_CASE("a resumed persistent session after a broker restart is not resubscribed; handlers still get messages",
+TEST_CASE("a resumed persistent session after a broker restart is not resubscribed, handlers still get messages",
           "[mqtt][integration]") {
   MosquittoServer::Options bo;
   bo.persistence = true;  // the broker saves sessions on SIGTERM and loads them on start

@@ -287,7 +287,7 @@ TEST_CASE("ACL (dynamic security plugin): a denied subscription is reported thro
   }
 }
 
-TEST_CASE("bind_address: the connection leaves from that local address; one not on this host fails clearly",
+TEST_CASE("bind_address: the connection leaves from that local address, one not on this host fails clearly",
           "[mqtt][integration]") {
   MosquittoServer broker;
   auto o = broker_options(broker, "bound-client");
