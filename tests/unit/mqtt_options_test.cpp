@@ -112,6 +112,30 @@ TEST_CASE("make_mosquitto_client refuses inconsistent options", "[mqtt][unit]") 
   o.tls.enabled = true;
   o.tls.ca_file = "/nonexistent/ca.pem";
   refused(o, "cannot be read");
+  o = {};
+  o.reconnect_delay_min = std::chrono::seconds(10);
+  o.reconnect_delay_max = std::chrono::seconds(1);
+  refused(o, "reconnect delays");
+  o = {};
+  o.connect_timeout = std::chrono::milliseconds(0);
+  refused(o, "connect_timeout");
+  o = {};
+  o.max_offline_queue = 0;
+  refused(o, "max_offline_queue");
+  o = {};
+  o.port = 70000;
+  refused(o, "outside 1..65535");
+  o = {};
+  o.host = "";
+  refused(o, "host is empty");
+  o = {};
+  o.tls.version = "sslv3";
+  refused(o, "TLS version");
+  o = {};
+  o.tls.enabled = true;
+  o.tls.ca_file = "/dev/null";
+  o.tls.cert_file = "/dev/null";
+  refused(o, "certificate and key must be given together");
 }
 
 TEST_CASE("a client is made without connecting and generates a client id", "[mqtt][unit]") {
