@@ -232,8 +232,13 @@ TEST_CASE("ACL (dynamic security plugin): a denied subscription is reported thro
         << R"( "roles": [{"rolename": "limited", "acls": [{"acltype": "subscribePattern", "topic": "secret/#",)"
         << R"( "priority": 0, "allow": false}]}], "anonymousGroup": "anonymous"})";
   }
-  const fs::path plugin = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so";
-  REQUIRE(fs::exists(plugin));  // part of Debian's mosquitto package
+  // Part of Debian's mosquitto package, in the multiarch library folder.
+  fs::path plugin;
+  for (const auto& entry : fs::directory_iterator("/usr/lib"))
+    if (fs::exists(entry.path() / "mosquitto_dynamic_security.so"))
+      plugin = entry.path() / "mosquitto_dynamic_security.so";
+  INFO("mosquitto_dynamic_security.so not found under /usr/lib/*/ (Debian's mosquitto package has it)");
+  REQUIRE_FALSE(plugin.empty());
   MosquittoServer::Options bo;
   bo.extra_config = "plugin " + plugin.string() + "\nplugin_opt_config_file " + dynsec.string() + "\n";
   MosquittoServer broker(bo);
