@@ -360,6 +360,12 @@ class MosquittoClient final : public Client {
   }
 
   ConnectResult reconnect() override {
+    // Checked before disconnecting: on the network thread connect() would
+    // throw, and the connection must not be dropped for nothing.
+    if (t_network_owner == this)
+      throw Error(ErrorCategory::config,
+                  "reconnect() cannot wait for the broker on the network thread (inside a callback); call "
+                  "disconnect() and connect_async() there instead");
     disconnect();
     return connect();
   }
@@ -893,9 +899,18 @@ class MosquittoClient final : public Client {
       case MOSQ_ERR_ERRNO:
         if (err == ECONNREFUSED)
           return "connection refused: nothing accepts connections there (is the broker running?)";
+        // libmosquitto binds before it connects; EADDRNOTAVAIL comes from bind().
+        if (err == EADDRNOTAVAIL && !options_.bind_address.empty())
+          return "cannot bind to the local address '" + options_.bind_address +
+                 "' (Options::bind_address): " + std::strerror(err);
         if (err == 0) return "connection closed" + (detail.empty() ? std::string() : " (" + detail + ")");
         return std::string(std::strerror(err)) + (detail.empty() ? "" : " (" + detail + ")");
-      case MOSQ_ERR_EAI: return "cannot resolve host name '" + options_.host + "': " + gai_strerror(err);
+      case MOSQ_ERR_EAI:
+        // Both the broker's name and the bind address are looked up.
+        if (!options_.bind_address.empty())
+          return "cannot resolve host name '" + options_.host + "' or the local address '" + options_.bind_address +
+                 "' (Options::bind_address): " + gai_strerror(err);
+        return "cannot resolve host name '" + options_.host + "': " + gai_strerror(err);
       case MOSQ_ERR_TLS:
       case MOSQ_ERR_TLS_HANDSHAKE:
         return "TLS handshake failed: " + (detail.empty() ? std::string("no detail from OpenSSL") : detail);

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "iotbridge/error.hpp"
+#include "iotbridge/topic.hpp"
 #include "mqtt_helpers.hpp"
 
 using namespace iotbridge;
@@ -155,12 +156,19 @@ TEST_CASE("broker killed and restarted mid-stream: reconnect and resubscribe by 
   MosquittoServer broker;
   Collector got;
   std::atomic<int> connects{0}, lost{0}, subacks{0};
+  std::mutex mutex;
+  std::vector<mqtt::DisconnectInfo> losses;
   auto sub = mqtt::make_mosquitto_client(broker_options(broker));
   sub->on_connect([&](const mqtt::ConnectResult& r) {
     if (r.reason_code == 0) ++connects;
   });
   sub->on_disconnect([&](const mqtt::DisconnectInfo& info) {
-    if (info.unexpected) ++lost;
+    if (!info.unexpected) return;
+    {
+      std::lock_guard lock(mutex);
+      losses.push_back(info);
+    }
+    ++lost;
   });
   sub->on_subscribe([&](const mqtt::SubscribeResult&) { ++subacks; });
   sub->connect();
@@ -172,6 +180,14 @@ TEST_CASE("broker killed and restarted mid-stream: reconnect and resubscribe by 
 
   broker.kill();
   REQUIRE(eventually([&] { return lost.load() == 1 && !sub->connected() && !pub->connected(); }));
+  {
+    // The reason, in words: not "disconnected by the client".
+    std::lock_guard lock(mutex);
+    REQUIRE(losses.size() == 1);
+    CHECK(losses[0].reason_code != 0);
+    CHECK_FALSE(losses[0].reason.empty());
+    CHECK_THAT(losses[0].reason, !Catch::Contains("disconnected by the client"));
+  }
   // QoS 1 while the broker is down: kept and sent after the reconnect.
   auto queued = pub->publish("stream/x", "while down", 1);
   CHECK_FALSE(queued.done());
@@ -432,4 +448,154 @@ TEST_CASE("connect_async to a broker that is not there yet keeps trying until it
   CHECK_FALSE(c->wait_connected(300ms));
   broker.start();
   REQUIRE(c->wait_connected(20s));
+}
+
+TEST_CASE("bad input on a live connection is refused before anything is sent, the connection stays up",
+          "[mqtt][integration]") {
+  MosquittoServer broker;
+  Collector everything;
+  auto watcher = started(broker_options(broker));
+  REQUIRE(watcher->subscribe("#", 1, everything.handler()).wait_for(5s));
+  for (auto protocol : {mqtt::Protocol::v311, mqtt::Protocol::v5}) {
+    INFO("protocol " << static_cast<int>(protocol));
+    everything.clear();
+    auto o = broker_options(broker);
+    o.protocol = protocol;
+    o.max_payload_size = 1000;
+    auto c = started(o);
+    auto refused = [](auto&& f, ErrorCategory category, const char* words) {
+      try {
+        f();
+        FAIL("accepted");
+      } catch (const Error& e) {
+        CHECK(e.category() == category);
+        CHECK_THAT(e.what(), Catch::Contains(words));
+      }
+    };
+    const auto topic = ErrorCategory::topic;
+    refused([&] { c->publish("bad/+/topic", "x", 1); }, topic, "cannot publish to 'bad/+/topic'");
+    refused([&] { c->publish("bad/#", "x", 0); }, topic, "cannot publish to 'bad/#'");
+    refused([&] { c->publish("", "x", 1); }, topic, "cannot publish");
+    refused([&] { c->publish(std::string("bad/\xc3\x28", 6), "x", 1); }, topic, "cannot publish");
+    refused([&] { c->publish(std::string("bad/\0nul", 8), "x", 1); }, topic, "cannot publish");
+    refused([&] { c->publish(std::string(kMaxTopicLength + 1, 'a'), "x", 1); }, topic, "cannot publish");
+    refused([&] { c->subscribe("bad/#/x", 1); }, topic, "cannot subscribe to 'bad/#/x'");
+    refused([&] { c->subscribe("bad/a+", 1); }, topic, "cannot subscribe");
+    refused([&] { c->subscribe("$share/g", 1); }, topic, "cannot subscribe");
+    refused([&] { c->subscribe({{"ok/1", 1, {}}, {"bad/\xff", 1, {}}}); }, topic, "cannot subscribe");
+    refused([&] { c->unsubscribe("bad/##"); }, topic, "cannot unsubscribe");
+    refused([&] { c->publish("ok/qos", "x", 3); }, ErrorCategory::config, "QoS must be 0, 1 or 2");
+    refused([&] { c->subscribe("ok/qos", -1); }, ErrorCategory::config, "QoS must be 0, 1 or 2");
+    refused([&] { c->publish("ok/big", std::string(1001, 'x'), 1); }, ErrorCategory::mqtt,
+            "exceeds the limit of 1000 bytes");
+    if (protocol == mqtt::Protocol::v5) {
+      mqtt::Properties p;
+      p.response_topic = "reply/+";
+      refused([&] { c->publish("ok/props", "x", 1, false, p); }, topic, "invalid response topic");
+    }
+    // Nothing was counted, remembered or sent: a broker that had seen any of
+    // these would have closed the connection (protocol error), and the watcher
+    // on "#" receives only the marker published after them.
+    CHECK(c->unacknowledged() == 0);
+    CHECK(c->subscriptions().empty());
+    REQUIRE(c->publish("ok/marker", "marker", 1).wait_for(5s));
+    CHECK(c->connected());
+    REQUIRE(everything.wait_for(1));
+    CHECK(everything.payloads() == std::vector<std::string>{"marker"});
+  }
+}
+
+TEST_CASE("a resumed persistent session after a broker restart is not resubscribed, handlers still get messages",
+          "[mqtt][integration]") {
+  MosquittoServer::Options bo;
+  bo.persistence = true;  // the broker saves sessions on SIGTERM and loads them on start
+  MosquittoServer broker(bo);
+  for (auto protocol : {mqtt::Protocol::v311, mqtt::Protocol::v5}) {
+    INFO("protocol " << static_cast<int>(protocol));
+    const std::string prefix = "resume" + std::to_string(static_cast<int>(protocol));
+    auto o = broker_options(broker, prefix + "-client");
+    o.clean_session = false;
+    o.protocol = protocol;
+    std::mutex mutex;
+    std::vector<mqtt::ConnectResult> connects;
+    std::vector<std::vector<std::string>> subacks;
+    Collector got, fallback;
+    auto c = mqtt::make_mosquitto_client(o);
+    c->on_connect([&](const mqtt::ConnectResult& r) {
+      std::lock_guard lock(mutex);
+      connects.push_back(r);
+    });
+    c->on_subscribe([&](const mqtt::SubscribeResult& r) {
+      std::lock_guard lock(mutex);
+      subacks.push_back(r.filters);
+    });
+    c->on_message(fallback.handler());
+    c->connect();
+    c->loop_start();
+    REQUIRE(c->subscribe(prefix + "/#", 1, got.handler()).wait_for(5s));
+
+    broker.restart();
+    REQUIRE(eventually(
+        [&] {
+          std::lock_guard lock(mutex);
+          return connects.size() == 2;
+        },
+        20s));
+    {
+      std::lock_guard lock(mutex);
+      CHECK_FALSE(connects[0].session_present);
+      CHECK(connects[1].session_present);  // on_connect fires on the automatic reconnect too
+    }
+    // SUBACKs come back in the order the SUBSCRIBEs went out on a connection:
+    // once this one is answered, a resubscribe sent at CONNACK would have been too.
+    REQUIRE(c->subscribe(prefix + "-probe", 0).wait_for(5s));
+    {
+      std::lock_guard lock(mutex);
+      CHECK(subacks == std::vector<std::vector<std::string>>{{prefix + "/#"}, {prefix + "-probe"}});
+    }
+    // The broker kept the subscription, and the client kept the handler.
+    auto pub = started(broker_options(broker));
+    REQUIRE(pub->publish(prefix + "/x", "after restart", 1).wait_for(5s));
+    REQUIRE(got.wait_for(1));
+    CHECK(got.payloads() == std::vector<std::string>{"after restart"});
+    CHECK(fallback.size() == 0);
+    c->disconnect();
+  }
+}
+
+TEST_CASE("connect() and reconnect() inside a callback throw (config) and leave the connection up",
+          "[mqtt][integration]") {
+  MosquittoServer broker;
+  std::mutex mutex;
+  std::vector<std::string> errors;
+  Collector after;
+  auto c = started(broker_options(broker));
+  mqtt::Client* self = c.get();
+  std::atomic<int> tried{0};
+  REQUIRE(c->subscribe("cb/try", 1, [&, self](const mqtt::Message&) {
+             for (auto call : {+[](mqtt::Client* x) { x->connect(); }, +[](mqtt::Client* x) { x->reconnect(); }}) {
+               try {
+                 call(self);
+               } catch (const Error& e) {
+                 std::lock_guard lock(mutex);
+                 if (e.category() == ErrorCategory::config) errors.emplace_back(e.what());
+               }
+             }
+             ++tried;
+           }).wait_for(5s));
+  REQUIRE(c->subscribe("cb/after", 1, after.handler()).wait_for(5s));
+  auto pub = started(broker_options(broker));
+  REQUIRE(pub->publish("cb/try", "go", 1).wait_for(5s));
+  REQUIRE(eventually([&] { return tried.load() == 1; }));
+  {
+    std::lock_guard lock(mutex);
+    REQUIRE(errors.size() == 2);
+    CHECK_THAT(errors[0], Catch::Contains("connect() cannot wait") && Catch::Contains("use connect_async()"));
+    CHECK_THAT(errors[1], Catch::Contains("reconnect() cannot wait"));
+  }
+  // Still the same connection: the next message arrives with no reconnect in between.
+  REQUIRE(pub->publish("cb/after", "still here", 1).wait_for(5s));
+  REQUIRE(after.wait_for(1));
+  CHECK(c->connected());
+  CHECK(after.payloads() == std::vector<std::string>{"still here"});
 }

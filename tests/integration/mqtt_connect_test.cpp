@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <fstream>
+#include <mutex>
 
 #include "iotbridge/error.hpp"
 #include "mqtt_helpers.hpp"
@@ -214,4 +216,127 @@ TEST_CASE("ACL: a denied subscription is granted by Mosquitto 2.0.11, but its me
     REQUIRE(allowed.wait_for(1));
     CHECK(denied.size() == 0);
   }
+}
+
+TEST_CASE("ACL (dynamic security plugin): a denied subscription is reported through on_subscribe and the token",
+          "[mqtt][integration]") {
+  // Mosquitto's acl_file does not apply to SUBSCRIBE (see the test above); its
+  // dynamic security plugin does: it denies "secret/#" to anonymous clients.
+  TempDir dir("iotbridge-dynsec");
+  const fs::path dynsec = dir / "dynamic-security.json";
+  {
+    std::ofstream out(dynsec);
+    out << R"({"defaultACLAccess": {"publishClientSend": true, "publishClientReceive": true,)"
+        << R"( "subscribe": true, "unsubscribe": true}, "clients": [],)"
+        << R"( "groups": [{"groupname": "anonymous", "roles": [{"rolename": "limited"}]}],)"
+        << R"( "roles": [{"rolename": "limited", "acls": [{"acltype": "subscribePattern", "topic": "secret/#",)"
+        << R"( "priority": 0, "allow": false}]}], "anonymousGroup": "anonymous"})";
+  }
+  // Part of Debian's mosquitto package, in the multiarch library folder.
+  fs::path plugin;
+  for (const auto& entry : fs::directory_iterator("/usr/lib"))
+    if (fs::exists(entry.path() / "mosquitto_dynamic_security.so"))
+      plugin = entry.path() / "mosquitto_dynamic_security.so";
+  INFO("mosquitto_dynamic_security.so not found under /usr/lib/*/ (Debian's mosquitto package has it)");
+  REQUIRE_FALSE(plugin.empty());
+  MosquittoServer::Options bo;
+  bo.extra_config = "plugin " + plugin.string() + "\nplugin_opt_config_file " + dynsec.string() + "\n";
+  MosquittoServer broker(bo);
+  for (auto protocol : {mqtt::Protocol::v311, mqtt::Protocol::v5}) {
+    INFO("protocol " << static_cast<int>(protocol));
+    // 0x80 "failure" on MQTT 3.1.1; reason code 0x87 "not authorized" on MQTT 5.
+    const int refused = protocol == mqtt::Protocol::v5 ? 0x87 : 0x80;
+    auto o = broker_options(broker);
+    o.protocol = protocol;
+    std::mutex mutex;
+    std::vector<mqtt::SubscribeResult> results;
+    std::vector<std::string> warnings;
+    Collector allowed, denied;
+    auto c = mqtt::make_mosquitto_client(o);
+    c->on_subscribe([&](const mqtt::SubscribeResult& r) {
+      std::lock_guard lock(mutex);
+      results.push_back(r);
+    });
+    c->on_log([&](mqtt::LogLevel level, std::string_view text) {
+      std::lock_guard lock(mutex);
+      if (level == mqtt::LogLevel::warning) warnings.emplace_back(text);
+    });
+    c->connect();
+    c->loop_start();
+    // One SUBSCRIBE packet with both filters: the SUBACK answers each.
+    auto granted = c->subscribe({{"allowed/x", 1, allowed.handler()}, {"secret/x", 1, denied.handler()}}).wait();
+    CHECK(granted == std::vector<int>{1, refused});
+    {
+      std::lock_guard lock(mutex);
+      REQUIRE(results.size() == 1);
+      CHECK(results[0].filters == std::vector<std::string>{"allowed/x", "secret/x"});
+      CHECK(results[0].granted_qos == std::vector<int>{1, refused});
+      CHECK_FALSE(results[0].all_granted());
+      CHECK_FALSE(mqtt::SubscribeResult::is_failure(results[0].granted_qos[0]));
+      CHECK(mqtt::SubscribeResult::is_failure(results[0].granted_qos[1]));
+      bool named = false;
+      for (const auto& w : warnings)
+        named = named || w.find("refused the subscription to 'secret/x'") != std::string::npos;
+      CHECK(named);
+    }
+    // The refusal does not cost the connection: the allowed filter works.
+    CHECK(c->connected());
+    auto publisher = mqtt::make_mosquitto_client(broker_options(broker));
+    publisher->connect();
+    publisher->loop_start();
+    REQUIRE(publisher->publish("secret/x", "must not arrive", 1).wait_for(5s));
+    REQUIRE(publisher->publish("allowed/x", "marker", 1).wait_for(5s));
+    REQUIRE(allowed.wait_for(1));
+    CHECK(allowed.payloads() == std::vector<std::string>{"marker"});
+    CHECK(denied.size() == 0);
+  }
+}
+
+TEST_CASE("bind_address: the connection leaves from that local address, one not on this host fails clearly",
+          "[mqtt][integration]") {
+  MosquittoServer broker;
+  auto o = broker_options(broker, "bound-client");
+  o.bind_address = "127.0.0.2";  // all of 127/8 is the loopback interface on Linux
+  auto c = mqtt::make_mosquitto_client(o);
+  REQUIRE(c->connect().reason_code == 0);
+  // Mosquitto logs each CONNECT (notice level) before it answers with CONNACK.
+  CHECK_THAT(broker.log(), Catch::Contains("New client connected from 127.0.0.2:"));
+  c->disconnect();
+
+  o.client_id = {};
+  o.bind_address = "192.0.2.1";  // TEST-NET-1: no interface here has it
+  auto why = connect_error(o);
+  CHECK_THAT(why, Catch::Contains("192.0.2.1"));
+  CHECK_THAT(why, Catch::Contains("Options::bind_address"));
+}
+
+TEST_CASE("TLS: a CA folder (ca_dir, hashed) and a fixed TLS version connect", "[mqtt][integration]") {
+  MosquittoServer::Options bo;
+  bo.tls = true;
+  MosquittoServer broker(bo);
+  TempDir dir("iotbridge-cadir");
+  fs::copy_file(broker.ca_file(), dir / "ca.pem");
+  // OpenSSL looks CAs up in a folder by subject hash: "openssl rehash" makes the links.
+  REQUIRE(run_command({"openssl", "rehash", dir.path().string()}) == 0);
+  auto o = broker_options(broker);
+  o.port = broker.tls_port();
+  o.tls.enabled = true;
+  o.tls.ca_dir = dir.path().string();
+  o.tls.version = "tlsv1.2";
+  Collector got;
+  auto c = mqtt::make_mosquitto_client(o);
+  REQUIRE(c->connect().reason_code == 0);
+  c->loop_start();
+  REQUIRE(c->subscribe("tls/dir", 1, got.handler()).wait_for(5s));
+  REQUIRE(c->publish("tls/dir", "via ca_dir", 1).wait_for(5s));
+  REQUIRE(got.wait_for(1));
+  CHECK(got.payloads() == std::vector<std::string>{"via ca_dir"});
+  c->disconnect();
+
+  // A folder without the broker's CA: the chain check fails in words.
+  TempDir empty("iotbridge-cadir-empty");
+  o.tls.ca_dir = empty.path().string();
+  auto why = connect_error(o);
+  CHECK_THAT(why, Catch::Contains("TLS"));
+  CHECK_THAT(why, Catch::Contains("certificate verify failed"));
 }

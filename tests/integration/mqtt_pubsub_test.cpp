@@ -40,6 +40,11 @@ TEST_CASE("connect, subscribe with a handler, publish QoS 0/1/2 and receive them
     CHECK(messages[qos].payload == "payload " + std::to_string(qos));
     CHECK(messages[qos].qos == qos);
     CHECK_FALSE(messages[qos].retain);
+    // The packet id the broker chose for its PUBLISH to us: none for QoS 0.
+    if (qos == 0)
+      CHECK(messages[qos].mid == 0);
+    else
+      CHECK(messages[qos].mid > 0);
   }
   CHECK(pub->unacknowledged() == 0);
   pub->disconnect();
@@ -174,12 +179,15 @@ TEST_CASE("ephemeral: a message published with no subscriber is not delivered la
 
 TEST_CASE("$share: three clients in one group receive disjoint sets whose union is everything", "[mqtt][integration]") {
   MosquittoServer broker;
-  Collector a, b, c;
+  Collector a, b, c, plain;
   std::vector<std::unique_ptr<mqtt::Client>> members;
   for (Collector* col : {&a, &b, &c}) {
     members.push_back(started(broker_options(broker)));
     REQUIRE(members.back()->subscribe("$share/recorders/shared/#", 1, col->handler()).wait_for(5s));
   }
+  // One member also has a plain subscription with its own handler: the
+  // "$share/..." handler gets only what arrives for the shared filter.
+  REQUIRE(members[0]->subscribe("plain/#", 1, plain.handler()).wait_for(5s));
   auto pub = started(broker_options(broker));
   constexpr int kCount = 300;
   for (int i = 0; i < kCount; ++i) pub->publish("shared/" + std::to_string(i % 7), std::to_string(i), 1);
@@ -197,6 +205,10 @@ TEST_CASE("$share: three clients in one group receive disjoint sets whose union 
   }
   CHECK(seen.size() == kCount + 1);  // complete
   CHECK(total == kCount + 1);
+  REQUIRE(pub->publish("plain/x", "plain", 1).wait_for(10s));
+  REQUIRE(plain.wait_for(1));
+  CHECK(plain.payloads() == std::vector<std::string>{"plain"});
+  CHECK(a.size() + b.size() + c.size() == kCount + 1);
 }
 
 TEST_CASE("consumer API: start_consuming + consume return messages in order", "[mqtt][integration]") {

@@ -1,5 +1,12 @@
 // mqtt::options_from_url and the option checks of make_mosquitto_client: no broker needed.
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "iotbridge/error.hpp"
 #include "iotbridge/mqtt/mosquitto.hpp"
@@ -105,6 +112,30 @@ TEST_CASE("make_mosquitto_client refuses inconsistent options", "[mqtt][unit]") 
   o.tls.enabled = true;
   o.tls.ca_file = "/nonexistent/ca.pem";
   refused(o, "cannot be read");
+  o = {};
+  o.reconnect_delay_min = std::chrono::seconds(10);
+  o.reconnect_delay_max = std::chrono::seconds(1);
+  refused(o, "reconnect delays");
+  o = {};
+  o.connect_timeout = std::chrono::milliseconds(0);
+  refused(o, "connect_timeout");
+  o = {};
+  o.max_offline_queue = 0;
+  refused(o, "max_offline_queue");
+  o = {};
+  o.port = 70000;
+  refused(o, "outside 1..65535");
+  o = {};
+  o.host = "";
+  refused(o, "host is empty");
+  o = {};
+  o.tls.version = "sslv3";
+  refused(o, "TLS version");
+  o = {};
+  o.tls.enabled = true;
+  o.tls.ca_file = "/dev/null";
+  o.tls.cert_file = "/dev/null";
+  refused(o, "certificate and key must be given together");
 }
 
 TEST_CASE("a client is made without connecting and generates a client id", "[mqtt][unit]") {
@@ -156,4 +187,39 @@ TEST_CASE("publish and subscribe validate topics and filters before sending", "[
     CHECK_THAT(e.what(), Catch::Contains("exceeds the limit of 10 bytes"));
   }
   CHECK(d->unacknowledged() == 0);
+}
+
+TEST_CASE("no libmosquitto name or header appears in a public header", "[mqtt][unit]") {
+  // The C library is an implementation detail (pimpl): users of the headers
+  // need neither mosquitto.h nor its types.
+  const std::regex leak(R"((#\s*include\s*[<"](mosquitto|mqtt_protocol)\.h)|(struct\s+mosquitto\b)|)"
+                        R"((\bmosquitto\s*\*)|(\bmosquitto_(message|property)\b)|(\bMOSQ_))");
+  std::size_t headers = 0;
+  for (const auto& entry :
+       std::filesystem::recursive_directory_iterator(std::filesystem::path(IOTBRIDGE_SOURCE_DIR) / "include")) {
+    if (entry.path().extension() != ".hpp") continue;
+    ++headers;
+    std::ifstream in(entry.path());
+    std::string line;
+    for (int number = 1; std::getline(in, line); ++number) {
+      if (auto comment = line.find("//"); comment != std::string::npos) line.erase(comment);  // prose may name them
+      INFO(entry.path().string() << ":" << number << ": " << line);
+      CHECK_FALSE(std::regex_search(line, leak));
+    }
+  }
+  CHECK(headers >= 3);  // at least client.hpp, format.hpp, mosquitto.hpp
+}
+
+TEST_CASE("clients made from many threads at once (mosquitto_lib_init runs once, thread-safely)", "[mqtt][unit]") {
+  // Run under TSan in scripts/test; a racy initialisation would be reported.
+  constexpr int kThreads = 8;
+  std::vector<std::string> ids(kThreads);
+  {
+    std::vector<std::jthread> threads;
+    for (int i = 0; i < kThreads; ++i)
+      threads.emplace_back([&ids, i] { ids[i] = make_mosquitto_client(Options{})->client_id(); });
+  }
+  std::sort(ids.begin(), ids.end());
+  CHECK(std::unique(ids.begin(), ids.end()) == ids.end());
+  CHECK(ids.front().rfind("iotbridge-", 0) == 0);
 }

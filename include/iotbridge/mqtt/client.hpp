@@ -253,12 +253,15 @@ class Client {
   // ---- connection ----
   /// Connects and waits for the broker's CONNACK, driving the network itself
   /// when no loop is running. Throws Error (mqtt) with the reason in words on
-  /// refusal, network failure, TLS failure or connect_timeout.
+  /// refusal, network failure, TLS failure or connect_timeout; Error (config)
+  /// inside a callback, where it would wait for its own thread.
   virtual ConnectResult connect() = 0;
   /// Starts connecting and returns; on_connect / on_disconnect tell the outcome.
   /// A loop (loop_start, loop_forever or loop) must run for it to progress.
   virtual void connect_async() = 0;
   /// Drops the connection (if any) and connects again, blocking like connect().
+  /// Like connect(), throws Error (config) inside a callback (on the network
+  /// thread), before dropping anything: use disconnect() + connect_async() there.
   virtual ConnectResult reconnect() = 0;
   /// Sends DISCONNECT and stops reconnecting. The will is not published.
   virtual void disconnect() = 0;
