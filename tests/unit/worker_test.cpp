@@ -5,12 +5,16 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "iotbridge/error.hpp"
 #include "iotbridge/queue.hpp"
 #include "iotbridge/shutdown.hpp"
+#include "servers.hpp"
 
 using namespace iotbridge;
 using namespace std::chrono_literals;
@@ -171,4 +175,32 @@ TEST_CASE("PeriodicTimer: an exception from a tick is captured and stops the tim
   CHECK(calls == 2);
   CHECK(timer.ticks() == 1);  // the throwing tick is not counted
   CHECK_THROWS_WITH(std::rethrow_exception(timer.error()), "flush failed");
+}
+
+// Run in a child process by the next test ("[.]": ctest does not run it alone).
+TEST_CASE("ShutdownSignal self-test: a second SIGTERM ends the process", "[.][selftest]") {
+  ShutdownSignal shutdown;
+  ::kill(::getpid(), SIGTERM);
+  shutdown.wait();
+  std::printf("first SIGTERM: stop requested\n");
+  std::fflush(stdout);
+  ::kill(::getpid(), SIGTERM);  // the default action now: the process ends
+  // Only reached when the second signal was swallowed; the signal may land on
+  // another thread, so give it time to end the process before failing.
+  for (int i = 0; i < 100; ++i) std::this_thread::sleep_for(100ms);
+  FAIL("still running 10 s after a second SIGTERM");
+}
+
+TEST_CASE("ShutdownSignal: the first SIGTERM requests a stop, a second one ends a stuck process", "[shutdown]") {
+  std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  std::string out;
+  // The shell reports how the child ended: 128 + 15 for SIGTERM.
+  int rc =
+      iotbridge::test::run_command({"/bin/sh", "-c", "\"$0\" \"$@\" 2>&1; echo \"exit status $?\"", self,
+                                    "ShutdownSignal self-test: a second SIGTERM ends the process", "-w", "NoTests"},
+                                   &out);
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(out.find("first SIGTERM: stop requested") != std::string::npos);
+  CHECK(out.find("exit status 143") != std::string::npos);
 }
