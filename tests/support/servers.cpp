@@ -97,6 +97,16 @@ bool wait_until_serving(Process& process, int port, std::chrono::milliseconds ti
   return false;
 }
 
+// free_port() hands out a port that was free a moment ago; another process
+// (an outgoing connection's ephemeral port, another test run's server) can
+// take it before our server binds it. The server then exits saying so, and
+// the fixture tries again on a new port rather than failing the test.
+constexpr int kStartAttempts = 3;
+
+bool port_was_taken(const std::string& failure) {
+  return failure.find("ddress already in use") != std::string::npos;  // Mosquitto: "Address", FerretDB: "address"
+}
+
 }  // namespace
 
 // ---- TempDir ---------------------------------------------------------------
@@ -324,8 +334,17 @@ MosquittoServer::MosquittoServer(Options options)
     tls_port_ = free_port();
     make_certificates(dir_.path(), options_.tls_subject_alt_name);
   }
-  write_config();
-  start();
+  for (int attempt = 1;; ++attempt) {
+    write_config();
+    try {
+      start();
+      return;
+    } catch (const std::runtime_error& e) {
+      if (attempt == kStartAttempts || !port_was_taken(e.what())) throw;
+    }
+    port_ = free_port();
+    if (options_.tls) tls_port_ = free_port();
+  }
 }
 
 MosquittoServer::~MosquittoServer() { stop(); }
@@ -404,7 +423,17 @@ std::string MongoServer::ferretdb_binary() {
   return path;
 }
 
-MongoServer::MongoServer() : dir_("iotbridge-ferretdb"), port_(free_port()) { start(); }
+MongoServer::MongoServer() : dir_("iotbridge-ferretdb"), port_(free_port()) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      start();
+      return;
+    } catch (const std::runtime_error& e) {
+      if (attempt == kStartAttempts || !port_was_taken(e.what())) throw;
+    }
+    port_ = free_port();
+  }
+}
 
 MongoServer::~MongoServer() { stop(); }
 
