@@ -29,5 +29,17 @@ install(FILES ${PROJECT_BINARY_DIR}/iotbridgeConfig.cmake ${PROJECT_BINARY_DIR}/
 # the tree is installed (cmake --install --prefix, the .deb's /usr).
 file(RELATIVE_PATH iotbridge_pc_prefix ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
 string(REGEX REPLACE "/$" "" iotbridge_pc_prefix "${iotbridge_pc_prefix}")
+# A static libiotbridge.a needs its C libraries on every link line, so they go
+# into Requires/Libs (the README's plain `pkg-config --cflags --libs iotbridge`
+# must link); a shared one keeps them private (needed only with --static).
+if(IOTBRIDGE_STATIC_LIBRARY)
+  set(iotbridge_pc_requires "Requires")
+  set(iotbridge_pc_libs "-L\${libdir} -liotbridge -pthread")
+  set(iotbridge_pc_libs_private "")
+else()
+  set(iotbridge_pc_requires "Requires.private")
+  set(iotbridge_pc_libs "-L\${libdir} -liotbridge")
+  set(iotbridge_pc_libs_private "-pthread")
+endif()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/iotbridge.pc.in ${PROJECT_BINARY_DIR}/iotbridge.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/iotbridge.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -15,6 +15,14 @@ command -v ninja >>"$log" 2>&1 && gen=(-G Ninja)
 if [[ $mode == find_package ]]; then
   cmake --install "$build" --prefix "$work/prefix" >>"$log" 2>&1
   test -f "$work/prefix/lib/pkgconfig/iotbridge.pc" || test -f "$work"/prefix/lib/*/pkgconfig/iotbridge.pc
+  # The README's other way: a plain compiler line from `pkg-config --cflags --libs iotbridge`.
+  pc_dir=$(dirname "$(find "$work/prefix" -name iotbridge.pc | head -n 1)")
+  pc_flags=$(PKG_CONFIG_PATH="$pc_dir" pkg-config --cflags --libs iotbridge)
+  "${CXX:-c++}" -o "$work/pkg-config-consumer" "$src/tests/consumer/project/main.cpp" \
+    ${sanitize:+-fsanitize=$sanitize} $pc_flags >>"$log" 2>&1
+  pc_out=$("$work/pkg-config-consumer")
+  [[ $pc_out == "consumer ok" ]] || { echo "pkg-config consumer: $pc_out" >>"$log"; exit 1; }
+  echo "pkg-config $pc_out"
   cmake -S "$src/tests/consumer/project" -B "$work/build" "${gen[@]}" -DMODE=find_package \
     -DCMAKE_PREFIX_PATH="$work/prefix" >>"$log" 2>&1
 else

@@ -187,3 +187,141 @@ TEST_CASE("MongoDB-compatible server fixture can be stopped and restarted with i
   server.start();
   CHECK(wait_for_port(port, std::chrono::seconds(1)));
 }
+
+// ---- a server that cannot be had fails the test, saying which and why -------
+
+namespace {
+
+// Runs one test case of this very binary in a child process with `env`
+// changes (NAME=VALUE sets, -NAME unsets); returns the exit code and puts
+// stdout and stderr together into *output.
+int run_self(const std::string& test_name, const std::vector<std::string>& env, std::string* output) {
+  std::vector<std::string> argv = {"/usr/bin/env"};
+  for (const auto& e : env)  // env reads its -u options before the first NAME=VALUE
+    if (e.starts_with("-")) {
+      argv.push_back("-u");
+      argv.push_back(e.substr(1));
+    }
+  for (const auto& e : env)
+    if (!e.starts_with("-")) argv.push_back(e);
+  std::string self = fs::read_symlink("/proc/self/exe").string();
+  for (const char* a : {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1"}) argv.push_back(a);
+  std::string spec;  // Catch reads ',' and '[' in a test spec; escaped as catch_discover_tests does
+  for (char c : test_name) {
+    if (c == ',' || c == '[' || c == ']') spec += '\\';
+    spec += c;
+  }
+  // -w NoTests: a name that matches nothing fails instead of passing unrun.
+  for (const std::string& a : {self, spec, std::string("-w"), std::string("NoTests")}) argv.push_back(a);
+  return run_command(argv, output);
+}
+
+const char* const kMongoFixtureTest = "MongoDB-compatible server fixture answers ping, insert and find";
+const char* const kSkipped = "IOTBRIDGE-SKIPPED:";
+
+}  // namespace
+
+// Hidden ("[.]": not run by ctest) halves of the next test: a test case whose
+// MongoDB part is opted out after its first part passed, or failed.
+TEST_CASE("fixture self-test: passes then opts out of MongoDB", "[.][selftest]") {
+  CHECK(std::string("sqlite") == "sqlite");
+  IOTBRIDGE_REQUIRE_MONGO();
+  FAIL("the MongoDB part ran although IOTBRIDGE_SKIP_MONGO=1");
+}
+
+TEST_CASE("fixture self-test: fails then opts out of MongoDB", "[.][selftest]") {
+  CHECK(std::string("sqlite") == "a failure before the MongoDB part");
+  IOTBRIDGE_REQUIRE_MONGO();
+}
+
+TEST_CASE("IOTBRIDGE_SKIP_MONGO=1: the test is reported skipped, never passed, and a failure stays a failure",
+          "[fixture][mongo][optout]") {
+  const std::vector<std::string> opt_out = {"-CI", "-IOTBRIDGE_TEST_MONGO_URI", "IOTBRIDGE_SKIP_MONGO=1",
+                                            "IOTBRIDGE_FERRETDB=/nonexistent/ferretdb"};
+  std::string out;
+  CHECK(run_self(kMongoFixtureTest, opt_out, &out) == 0);
+  INFO(out);
+  CHECK(out.find(std::string(kSkipped) + " MongoDB tests opted out (IOTBRIDGE_SKIP_MONGO=1)") != std::string::npos);
+
+  out.clear();
+  CHECK(run_self("fixture self-test: passes then opts out of MongoDB", opt_out, &out) == 0);
+  CHECK(out.find(kSkipped) != std::string::npos);
+
+  // ctest's skip expression overrides the exit code: the line must not appear.
+  out.clear();
+  CHECK(run_self("fixture self-test: fails then opts out of MongoDB", opt_out, &out) != 0);
+  CHECK(out.find(kSkipped) == std::string::npos);
+  CHECK(out.find("the part that ran FAILED") != std::string::npos);
+}
+
+TEST_CASE("ctest's summary names the opted-out MongoDB test as not run", "[fixture][mongo][optout]") {
+  // A ctest of its own over this build's tests, in a temporary folder (so that
+  // its Testing/ logs do not mix with the ctest running this test).
+  TempDir dir;
+  {
+    std::ofstream testfile(dir / "CTestTestfile.cmake");
+    testfile << "subdirs(\"" << IOTBRIDGE_BINARY_DIR << "/tests\")\n";
+  }
+  std::string ctest = find_program("ctest");
+  REQUIRE_FALSE(ctest.empty());
+  std::string out;
+  int rc = run_command({"/usr/bin/env", "-u", "CI", "-u", "IOTBRIDGE_TEST_MONGO_URI", "IOTBRIDGE_SKIP_MONGO=1",
+                        "IOTBRIDGE_FERRETDB=/nonexistent/ferretdb", ctest, "--test-dir", dir.path().string(), "-R",
+                        std::string("^integration:") + kMongoFixtureTest + "$"},
+                       &out);
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(out.find("0 tests failed out of 1") != std::string::npos);
+  CHECK(out.find("The following tests did not run:") != std::string::npos);
+  CHECK(out.find(std::string("integration:") + kMongoFixtureTest + " (Skipped)") != std::string::npos);
+}
+
+TEST_CASE("in CI, IOTBRIDGE_SKIP_MONGO is refused and a missing FerretDB fails the test, naming it",
+          "[fixture][mongo][optout]") {
+  std::string out;
+  CHECK(run_self(kMongoFixtureTest,
+                 {"CI=true", "-IOTBRIDGE_TEST_MONGO_URI", "IOTBRIDGE_SKIP_MONGO=1",
+                  "IOTBRIDGE_FERRETDB=/nonexistent/ferretdb"},
+                 &out) != 0);
+  INFO(out);
+  CHECK(out.find("IOTBRIDGE_SKIP_MONGO=1 is ignored in CI") != std::string::npos);
+  CHECK(out.find("MongoDB-compatible server (FerretDB) not found at '/nonexistent/ferretdb'") != std::string::npos);
+  CHECK(out.find(kSkipped) == std::string::npos);
+}
+
+TEST_CASE("a broker that cannot start fails the test at once, saying which server and why", "[fixture][mosquitto]") {
+  MosquittoServer::Options o;
+  o.extra_config = "no_such_option 1";
+  try {
+    MosquittoServer broker(o);
+    FAIL("a broker with a bad configuration started");
+  } catch (const std::runtime_error& e) {
+    std::string what = e.what();
+    INFO(what);
+    CHECK(what.find("Mosquitto broker") != std::string::npos);
+    CHECK(what.find("did not start") != std::string::npos);
+    CHECK(what.find("no_such_option") != std::string::npos);  // mosquitto's own complaint, from its log
+  }
+}
+
+TEST_CASE("IOTBRIDGE_TEST_MONGO_URI points the MongoDB tests at that server", "[fixture][mongo][uri]") {
+  IOTBRIDGE_REQUIRE_MONGO();
+  MongoServer server;  // stands in for a real mongod
+  std::string out;
+  // No FerretDB can be started (it is "missing"), so a pass means the URI was used.
+  CHECK(run_self(kMongoFixtureTest,
+                 {"-CI", "-IOTBRIDGE_SKIP_MONGO", "IOTBRIDGE_TEST_MONGO_URI=" + server.uri(),
+                  "IOTBRIDGE_FERRETDB=/nonexistent/ferretdb"},
+                 &out) == 0);
+  INFO(out);
+  CHECK(out.find("All tests passed") != std::string::npos);
+
+  // A URI where nothing answers fails the test, naming the address.
+  server.stop();
+  out.clear();
+  CHECK(run_self(kMongoFixtureTest,
+                 {"-CI", "-IOTBRIDGE_SKIP_MONGO", "IOTBRIDGE_TEST_MONGO_URI=" + server.uri(),
+                  "IOTBRIDGE_FERRETDB=/nonexistent/ferretdb"},
+                 &out) != 0);
+  CHECK(out.find("127.0.0.1:" + std::to_string(server.port())) != std::string::npos);
+}

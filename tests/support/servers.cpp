@@ -23,6 +23,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #ifndef IOTBRIDGE_FERRETDB_DEFAULT
 #define IOTBRIDGE_FERRETDB_DEFAULT ""
@@ -83,6 +84,27 @@ void make_certificates(const fs::path& dir, const std::string& subject_alt_name)
   make_leaf("server", subject_alt_name.find("DNS:localhost") != std::string::npos ? "localhost" : "elsewhere.invalid",
             true);
   make_leaf("client", "iotbridge-client", false);
+}
+
+// Waits until the server accepts connections on `port`; false as soon as it
+// exits (a bad configuration, a port taken) instead of at the timeout.
+bool wait_until_serving(Process& process, int port, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (process.alive()) {
+    if (wait_for_port(port, std::chrono::milliseconds(200))) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+  }
+  return false;
+}
+
+// free_port() hands out a port that was free a moment ago; another process
+// (an outgoing connection's ephemeral port, another test run's server) can
+// take it before our server binds it. The server then exits saying so, and
+// the fixture tries again on a new port rather than failing the test.
+constexpr int kStartAttempts = 3;
+
+bool port_was_taken(const std::string& failure) {
+  return failure.find("ddress already in use") != std::string::npos;  // Mosquitto: "Address", FerretDB: "address"
 }
 
 }  // namespace
@@ -312,8 +334,17 @@ MosquittoServer::MosquittoServer(Options options)
     tls_port_ = free_port();
     make_certificates(dir_.path(), options_.tls_subject_alt_name);
   }
-  write_config();
-  start();
+  for (int attempt = 1;; ++attempt) {
+    write_config();
+    try {
+      start();
+      return;
+    } catch (const std::runtime_error& e) {
+      if (attempt == kStartAttempts || !port_was_taken(e.what())) throw;
+    }
+    port_ = free_port();
+    if (options_.tls) tls_port_ = free_port();
+  }
 }
 
 MosquittoServer::~MosquittoServer() { stop(); }
@@ -367,10 +398,11 @@ void MosquittoServer::start() {
         "run scripts/install-deps");
   process_ = std::make_unique<Process>(std::vector<std::string>{binary, "-c", (dir_ / "mosquitto.conf").string()},
                                        dir_ / "mosquitto.log");
-  bool up = wait_for_port(port_, std::chrono::seconds(10)) &&
-            (!options_.tls || wait_for_port(tls_port_, std::chrono::seconds(10)));
+  bool up = wait_until_serving(*process_, port_, std::chrono::seconds(10)) &&
+            (!options_.tls || wait_until_serving(*process_, tls_port_, std::chrono::seconds(10)));
   if (!up || !process_->alive())
-    throw std::runtime_error("Mosquitto did not start on 127.0.0.1:" + std::to_string(port_) + ": " + log());
+    throw std::runtime_error("Mosquitto broker (" + binary + ") did not start on 127.0.0.1:" + std::to_string(port_) +
+                             "; its log: " + log());
 }
 
 void MosquittoServer::stop() {
@@ -391,7 +423,17 @@ std::string MongoServer::ferretdb_binary() {
   return path;
 }
 
-MongoServer::MongoServer() : dir_("iotbridge-ferretdb"), port_(free_port()) { start(); }
+MongoServer::MongoServer() : dir_("iotbridge-ferretdb"), port_(free_port()) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      start();
+      return;
+    } catch (const std::runtime_error& e) {
+      if (attempt == kStartAttempts || !port_was_taken(e.what())) throw;
+    }
+    port_ = free_port();
+  }
+}
 
 MongoServer::~MongoServer() { stop(); }
 
@@ -412,9 +454,9 @@ void MongoServer::start() {
                                "--state-dir=" + dir_.path().string(), "--debug-addr=-", "--telemetry=disable",
                                "--log-level=error"},
       dir_ / "ferretdb.log");
-  if (!wait_for_port(port_, std::chrono::seconds(20)) || !process_->alive())
-    throw std::runtime_error("FerretDB did not start on 127.0.0.1:" + std::to_string(port_) + ": " +
-                             read_file(dir_ / "ferretdb.log"));
+  if (!wait_until_serving(*process_, port_, std::chrono::seconds(20)) || !process_->alive())
+    throw std::runtime_error("MongoDB-compatible server (FerretDB, " + binary + ") did not start on 127.0.0.1:" +
+                             std::to_string(port_) + "; its log: " + read_file(dir_ / "ferretdb.log"));
 }
 
 void MongoServer::stop() {
@@ -447,6 +489,17 @@ std::string test_mongo_uri() {
   if (!shared) shared = std::make_unique<MongoServer>();
   return shared->uri();
 }
+
+namespace {
+std::string& skip_reason() {
+  static std::string reason;  // test cases run one at a time on the main thread
+  return reason;
+}
+}  // namespace
+
+void skip_rest_of_test(const std::string& reason) { skip_reason() = reason; }
+
+std::string take_skip_reason() { return std::exchange(skip_reason(), std::string()); }
 
 std::string unique_db_name(const std::string& prefix) {
   static std::atomic<int> counter{0};
