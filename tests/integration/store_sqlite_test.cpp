@@ -2,6 +2,8 @@
 // really used (EXPLAIN QUERY PLAN), unsupported operators fail by name, the
 // file is shared safely by threads and processes, and the MongoDB backend's
 // documents read back in PyMongo with their types.
+#include <sqlite3.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <thread>
@@ -157,6 +159,22 @@ TEST_CASE("sqlite store: two processes share one file", "[store][sqlite]") {
   CHECK(cli_status == 0);
   CHECK(c->count_documents() == 101 + 20 * 40 + 10);
   CHECK(c->count_documents(J(R"({"topic": "from/cli"})")) == 11);
+}
+
+TEST_CASE("sqlite store: a file store is in WAL mode", "[store][sqlite]") {
+  TempDir dir;
+  auto path = dir / "wal.db";
+  auto store = open_store("sqlite:" + path.string());
+  store->collection("db", "c")->insert_one(J(R"({"x": 1})"));
+  // WAL is a property of the file: a second, plain connection sees it.
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close_v2);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &st, nullptr) == SQLITE_OK);
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(st, sqlite3_finalize);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 0))) == "wal");
 }
 
 TEST_CASE("sqlite store: a database file is reopened with its indexes and types", "[store][sqlite]") {
