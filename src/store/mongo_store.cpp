@@ -523,9 +523,17 @@ std::unique_ptr<DocumentStore> open_mongo(const std::string& uri_text) {
   for (const mongoc_host_list_t* h = mongoc_uri_get_hosts(u); h; h = h->next)
     pool->hosts += (pool->hosts.empty() ? "" : ",") + std::string(h->host_and_port);
   if (pool->hosts.empty()) pool->hosts = pool->description;
-  pool->pool.reset(mongoc_client_pool_new(u));
-  if (!pool->pool)
-    throw Error(ErrorCategory::config, "cannot create a MongoDB client pool for '" + pool->description + "'");
+  bson_error_t pool_err{};
+  pool->pool.reset(mongoc_client_pool_new_with_error(u, &pool_err));
+  if (!pool->pool) {
+    // mongodb+srv: the DNS SRV lookup happens here; its failure is the
+    // environment's (name, DNS), not a malformed URI.
+    bool srv = mongoc_uri_get_srv_hostname(u) != nullptr;
+    throw Error(srv ? ErrorCategory::store : ErrorCategory::config,
+                "cannot create a MongoDB client pool for '" + pool->description + "': " + redact_uri(pool_err.message) +
+                    (srv ? " (is the cluster name right and is DNS reachable?)" : ""),
+                static_cast<int>(pool_err.code));
+  }
   mongoc_client_pool_set_error_api(pool->pool.get(), MONGOC_ERROR_API_VERSION_2);
   mongoc_client_pool_set_appname(pool->pool.get(), "iotbridge");
   return std::make_unique<MongoStore>(std::move(pool));

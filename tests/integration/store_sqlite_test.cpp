@@ -161,6 +161,35 @@ TEST_CASE("sqlite store: two processes share one file", "[store][sqlite]") {
   CHECK(c->count_documents(J(R"({"topic": "from/cli"})")) == 11);
 }
 
+TEST_CASE("sqlite store: a capped collection limited by size keeps the newest documents within it", "[store][sqlite]") {
+  // (The conformance suite caps by document count on every backend; FerretDB
+  // trims in a background pass, so the size limit is checked here.)
+  auto store = open_store("sqlite::memory:");
+  CollectionOptions o;
+  o.capped = true;
+  o.size_bytes = 10000;
+  store->create_collection("db", "log", o);
+  auto c = store->collection("db", "log");
+  std::int64_t doc_size = 0;
+  for (int i = 0; i < 1000; ++i) {
+    Document d = Document().append("_id", i).append("pad", std::string(80, 'x'));
+    doc_size = static_cast<std::int64_t>(d.size());
+    if (i % 2)
+      c->insert_one(std::move(d));
+    else
+      c->insert_many({std::move(d)});
+  }
+  auto stats = store->collection_stats("db", "log");
+  CHECK(stats.capped);
+  CHECK(stats.max_size_bytes == 10000);
+  CHECK(stats.size_bytes <= 10000);
+  CHECK(stats.count == 10000 / doc_size);  // as many as fit, no fewer
+  auto all = c->find(J("{}"))->to_vector();
+  REQUIRE(static_cast<std::int64_t>(all.size()) == stats.count);
+  CHECK(all.back().get_int64("_id") == 999);
+  CHECK(all.front().get_int64("_id") == 1000 - stats.count);
+}
+
 TEST_CASE("sqlite store: a file store is in WAL mode", "[store][sqlite]") {
   TempDir dir;
   auto path = dir / "wal.db";

@@ -176,6 +176,20 @@ TEST_CASE("open_store: bad URIs say what is wrong, credentials are redacted", "[
   CHECK_THAT(message("sqlite:/nonexistent-dir/x/y.db"), Catch::Contains("cannot open"));
 }
 
+TEST_CASE("open_store: a mongodb+srv name that does not resolve says so, without the password", "[store][open]") {
+  // .invalid never resolves (RFC 6761); libmongoc looks the SRV record up when the pool is created.
+  try {
+    open_store("mongodb+srv://reader:hunter2@cluster0.example.invalid/");
+    FAIL("an unresolvable SRV name was accepted");
+  } catch (const Error& e) {
+    std::string what = e.what();
+    CHECK(e.category() == ErrorCategory::store);  // the environment's failure, not a malformed URI
+    CHECK_THAT(what, Catch::Contains("_mongodb._tcp.cluster0.example.invalid"));
+    CHECK_THAT(what, Catch::Contains("DNS"));
+    CHECK_THAT(what, !Catch::Contains("hunter2"));
+  }
+}
+
 TEST_CASE("open_store: a MongoDB server that is down is reported in seconds", "[store][open]") {
   int port = iotbridge::test::free_port();  // nothing listens there
   auto store =
