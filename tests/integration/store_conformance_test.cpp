@@ -372,6 +372,14 @@ TEST_CASE("store: update_one, update_many, replace_one with upsert", "[store][co
   auto up = c->find_one(J(R"({"username": "Nobody"})"), proj(R"({"_id": 0})"));
   REQUIRE(up);
   CHECK(up->to_json() == R"({ "username" : "Nobody", "visits" : 1 })");
+  r = c->update_many(J(R"({"username": "Many", "visits": {"$gt": 100}})"), J(R"({"$inc": {"visits": 2}})"),
+                     UpdateOptions{true});
+  CHECK(r.matched == 0);
+  CHECK(r.modified == 0);
+  REQUIRE(r.upserted_id);
+  // The upsert takes the filter's equality fields, not its ranges, then applies the update.
+  CHECK(c->find_one(J(R"({"username": "Many"})"), proj(R"({"_id": 0})"))->to_json() ==
+        R"({ "username" : "Many", "visits" : 2 })");
 
   r = c->replace_one(J(R"({"_id": 1})"), J(R"({"username": "Karoid", "level": 9})"));
   CHECK(r.matched == 1);
@@ -380,7 +388,7 @@ TEST_CASE("store: update_one, update_many, replace_one with upsert", "[store][co
   r = c->replace_one(J(R"({"_id": 7})"), J(R"({"username": "Seven"})"), UpdateOptions{true});
   REQUIRE(r.upserted_id);
   CHECK(*r.upserted_id == Value(7));
-  CHECK(c->count_documents() == 4);
+  CHECK(c->count_documents() == 5);
 }
 
 TEST_CASE("store: delete_one and delete_many return counts", "[store][conformance]") {
