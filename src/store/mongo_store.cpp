@@ -27,10 +27,16 @@ void init_mongoc_once() {
     mongoc_init();
     // libmongoc logs to stderr by default (URI parse errors we report
     // ourselves, FerretDB's missing endSessions, monitor chatter); a library
-    // must not write to the application's stderr, so keep only critical ones.
+    // must not write to the application's stderr, so keep only the error and
+    // critical levels (libmongoc's two most severe).
     mongoc_log_set_handler(
         [](mongoc_log_level_t level, const char* domain, const char* message, void*) {
-          if (level <= MONGOC_LOG_LEVEL_CRITICAL) std::fprintf(stderr, "libmongoc %s: %s\n", domain, message);
+          // Redacted like every message of ours, in case one quotes a URI.
+          if (level > MONGOC_LOG_LEVEL_CRITICAL) return;
+          try {
+            std::fprintf(stderr, "libmongoc %s: %s\n", domain, redact_uri(message ? message : "").c_str());
+          } catch (...) {  // never throw into libmongoc
+          }
         },
         nullptr);
     // mongoc_cleanup() is left to process exit: other threads or static
