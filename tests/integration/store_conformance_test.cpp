@@ -434,6 +434,20 @@ TEST_CASE("store: insert_many with a duplicate _id reports which document failed
   } catch (const Error& e) {
     CHECK(e.code() == 11000);
   }
+
+  // Unordered: every document but the duplicate is written, the error names the first failure.
+  auto u = b.coll("dups_unordered");
+  InsertManyOptions unordered;
+  unordered.ordered = false;
+  try {
+    u->insert_many({J(R"({"_id": 1})"), J(R"({"_id": 1})"), J(R"({"_id": 2})")}, unordered);
+    FAIL("a duplicate _id must fail");
+  } catch (const BulkWriteError& e) {
+    CHECK(e.index() == 1);
+    CHECK(e.duplicate_key());
+    CHECK(e.inserted_count() == 2);
+  }
+  CHECK(u->count_documents() == 2);
 }
 
 TEST_CASE("store: capped collection keeps the newest documents", "[store][conformance]") {
