@@ -144,7 +144,7 @@ void BM_MongoInsertMany(benchmark::State& state) {
   store->drop_database("iotb_bench_many");
   state.counters["docs_per_s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_MongoInsertMany)->Arg(100000)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_MongoInsertMany)->Arg(1000000)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_MongoInsertOne(benchmark::State& state) {
   if (mongo_uri().empty()) return state.SkipWithError("set IOTBRIDGE_BENCH_MONGO_URI");
@@ -160,7 +160,7 @@ void BM_MongoInsertOne(benchmark::State& state) {
   store->drop_database("iotb_bench_one");
   state.counters["docs_per_s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_MongoInsertOne)->Arg(10000)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_MongoInsertOne)->Arg(1000000)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // The same query on the server: 200k readings, 20 topics x 10k.
 void BM_MongoLast10k(benchmark::State& state) {

@@ -27,10 +27,16 @@ void init_mongoc_once() {
     mongoc_init();
     // libmongoc logs to stderr by default (URI parse errors we report
     // ourselves, FerretDB's missing endSessions, monitor chatter); a library
-    // must not write to the application's stderr, so keep only critical ones.
+    // must not write to the application's stderr, so keep only the error and
+    // critical levels (libmongoc's two most severe).
     mongoc_log_set_handler(
         [](mongoc_log_level_t level, const char* domain, const char* message, void*) {
-          if (level <= MONGOC_LOG_LEVEL_CRITICAL) std::fprintf(stderr, "libmongoc %s: %s\n", domain, message);
+          // Redacted like every message of ours, in case one quotes a URI.
+          if (level > MONGOC_LOG_LEVEL_CRITICAL) return;
+          try {
+            std::fprintf(stderr, "libmongoc %s: %s\n", domain, redact_uri(message ? message : "").c_str());
+          } catch (...) {  // never throw into libmongoc
+          }
         },
         nullptr);
     // mongoc_cleanup() is left to process exit: other threads or static
@@ -523,9 +529,17 @@ std::unique_ptr<DocumentStore> open_mongo(const std::string& uri_text) {
   for (const mongoc_host_list_t* h = mongoc_uri_get_hosts(u); h; h = h->next)
     pool->hosts += (pool->hosts.empty() ? "" : ",") + std::string(h->host_and_port);
   if (pool->hosts.empty()) pool->hosts = pool->description;
-  pool->pool.reset(mongoc_client_pool_new(u));
-  if (!pool->pool)
-    throw Error(ErrorCategory::config, "cannot create a MongoDB client pool for '" + pool->description + "'");
+  bson_error_t pool_err{};
+  pool->pool.reset(mongoc_client_pool_new_with_error(u, &pool_err));
+  if (!pool->pool) {
+    // mongodb+srv: the DNS SRV lookup happens here; its failure is the
+    // environment's (name, DNS), not a malformed URI.
+    bool srv = mongoc_uri_get_srv_hostname(u) != nullptr;
+    throw Error(srv ? ErrorCategory::store : ErrorCategory::config,
+                "cannot create a MongoDB client pool for '" + pool->description + "': " + redact_uri(pool_err.message) +
+                    (srv ? " (is the cluster name right and is DNS reachable?)" : ""),
+                static_cast<int>(pool_err.code));
+  }
   mongoc_client_pool_set_error_api(pool->pool.get(), MONGOC_ERROR_API_VERSION_2);
   mongoc_client_pool_set_appname(pool->pool.get(), "iotbridge");
   return std::make_unique<MongoStore>(std::move(pool));

@@ -16,6 +16,13 @@ std::string redact_uri(std::string_view uri_in) {
     // a raw '@' are still hidden whole.
     auto path_start = uri.find('/', host_start);
     auto at = uri.rfind('@', path_start == std::string::npos ? std::string::npos : path_start);
+    if (at == std::string::npos || at < host_start) {
+      // No '@' before the first '/': the password may hold a raw '/' (libmongoc
+      // refuses such a URI, and the message quoting it must not show it), so
+      // look for the userinfo's '@' up to the query string.
+      auto query = uri.find('?', host_start);
+      at = uri.rfind('@', query == std::string::npos ? std::string::npos : query);
+    }
     if (at != std::string::npos && at >= host_start) {
       auto colon = uri.find(':', host_start);
       if (colon != std::string::npos && colon < at)

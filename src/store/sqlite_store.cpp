@@ -22,6 +22,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include "iotbridge/error.hpp"
 #include "iotbridge/store/store.hpp"
@@ -42,6 +43,98 @@ std::string raw_array(const Array& a) {
   Document d;
   for (std::size_t i = 0; i < a.size(); ++i) d.append(std::to_string(i), a[i]);
   return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
+
+// Bytes whose memcmp order is the order of the strings (shorter prefix first):
+// 0x00 is escaped as 0x00 0xFF, the end is 0x00 0x00.
+void put_terminated(std::string& out, std::string_view s) {
+  for (char c : s) {
+    out += c;
+    if (c == '\0') out += '\xff';
+  }
+  out.append(2, '\0');
+}
+
+// A double's bits, flipped so that memcmp order is numeric order.
+void put_double(std::string& out, double d) {
+  std::uint64_t bits = 0;
+  std::memcpy(&bits, &d, sizeof bits);
+  bits = (bits & 0x8000000000000000ULL) ? ~bits : bits | 0x8000000000000000ULL;
+  put_be(out, bits, 8);
+}
+
+void put_ordered(std::string& out, const Value& v);
+
+// An element list (document fields, or array elements under their index)
+// compared as MongoDB does: per element the type class, then the field name,
+// then the value; a list that is a prefix of another sorts first (end = 0x00,
+// below every type tag).
+void put_elements(std::string& out, const std::vector<std::pair<std::string, Value>>& fields) {
+  for (const auto& [key, value] : fields) {
+    out += static_cast<char>(type_rank(value.type()) + 1);
+    put_terminated(out, key);
+    put_ordered(out, value);
+  }
+  out += '\0';
+}
+
+// The value of a document field, encoded so that memcmp order is compare()'s
+// order, for sorting by (and indexing) whole sub-documents: numbers by value
+// across int32/int64/double (NaN lowest, -0 = 0, int64 exact beyond 2^53).
+void put_ordered(std::string& out, const Value& v) {
+  switch (v.type()) {
+    case Type::null: break;
+    case Type::int32:
+    case Type::int64:
+    case Type::double_: {
+      double d = v.as_double();
+      if (std::isnan(d)) {
+        out += '\0';
+        break;
+      }
+      out += '\1';
+      put_double(out, d == 0 ? 0.0 : d);
+      // Integers that one double stands for (beyond 2^53) differ by this rest.
+      std::int64_t rest = 0;
+      if (!v.is<double>())
+        rest = static_cast<std::int64_t>(static_cast<long double>(v.as_int64()) - static_cast<long double>(d));
+      put_be(out, static_cast<std::uint64_t>(rest) ^ 0x8000000000000000ULL, 8);
+      break;
+    }
+    case Type::string: put_terminated(out, v.as_string()); break;
+    case Type::document: put_elements(out, v.as_document().fields()); break;
+    case Type::array: {
+      std::vector<std::pair<std::string, Value>> items;
+      for (std::size_t i = 0; i < v.as_array().size(); ++i) items.emplace_back(std::to_string(i), v.as_array()[i]);
+      put_elements(out, items);
+      break;
+    }
+    case Type::binary: {
+      const auto& b = v.as_binary();
+      put_be(out, b.data.size(), 4);
+      out += static_cast<char>(b.subtype);
+      out.append(b.data.begin(), b.data.end());
+      break;
+    }
+    case Type::object_id: {
+      auto id = v.as_object_id();
+      out.append(reinterpret_cast<const char*>(id.bytes.data()), 12);
+      break;
+    }
+    case Type::boolean: out += static_cast<char>(v.as_bool() ? 1 : 0); break;
+    case Type::datetime:
+      put_be(out, static_cast<std::uint64_t>(v.as_datetime().millis) ^ 0x8000000000000000ULL, 8);
+      break;
+    case Type::timestamp:
+      put_be(out, v.as_timestamp().seconds, 4);
+      put_be(out, v.as_timestamp().increment, 4);
+      break;
+    case Type::other: {
+      const auto& o = std::get<OtherBson>(v.variant());
+      put_terminated(out, std::string_view(reinterpret_cast<const char*>(o.bytes.data()), o.bytes.size()));
+      break;
+    }
+  }
 }
 }  // namespace
 
@@ -66,12 +159,10 @@ SqlKey sql_key(const Value& v) {
       k.kind = SqlKey::text;
       k.bytes = v.as_string();
       break;
-    case Type::document: {
+    case Type::document:
       blob(4);
-      const auto& d = v.as_document();
-      k.bytes.append(reinterpret_cast<const char*>(d.data()), d.size());
+      put_elements(k.bytes, v.as_document().fields());
       break;
-    }
     case Type::array:
       blob(5);
       k.bytes += raw_array(v.as_array());

@@ -112,6 +112,26 @@ TEST_CASE("iotbridge-db: the containerBox sequence on every backend", "[store][c
   auto again = t({"drop", t.db, "log"});
   CHECK(again.code == 1);
   CHECK_THAT(again.out, Catch::Contains("no collection"));
+
+  // The remaining flags of find, update, delete and export.
+  auto skipped = t({"find", t.db, "containerBox", "--sort", R"({"weight": -1})", "--skip", "1", "--limit", "1", "-p",
+                    R"({"_id": 0, "weight": 1})"});
+  CHECK(skipped.code == 0);
+  CHECK(skipped.out == "{ \"weight\" : 10 }\n");
+  auto upserted = t({"update", t.db, "containerBox", R"({"name": "lamp"})", R"({"$inc": {"weight": 3}})", "--upsert"});
+  CHECK(upserted.code == 0);
+  CHECK_THAT(upserted.out, Catch::StartsWith("matched 0, modified 0, upserted { \"$oid\" : "));
+  auto lines = t({"export", t.db, "containerBox", R"({"name": "lamp"})", "-p", R"({"_id": 0})"});
+  CHECK(lines.code == 0);
+  CHECK(lines.out == "{ \"name\" : \"lamp\", \"weight\" : 3 }\n");
+  auto one = t({"delete", t.db, "containerBox", R"({"name": "teddy bear"})", "--one"});
+  CHECK(one.out == "deleted 1\n");
+  CHECK(t({"count", t.db, "containerBox"}).out == "3\n");
+  auto dropped = t({"drop", t.db});
+  CHECK(dropped.code == 0);
+  CHECK(dropped.out == "dropped database " + t.db + "\n");
+  CHECK(t({"collections", t.db}).out.empty());
+  CHECK_THAT(t({"dbs"}).out, !Catch::Contains(t.db + "\n"));
 }
 
 TEST_CASE("iotbridge-db: usage errors exit 2, failures exit 1, with a clear message", "[store][cli]") {
@@ -139,6 +159,10 @@ TEST_CASE("iotbridge-db: usage errors exit 2, failures exit 1, with a clear mess
   auto bad_uri = cli({"--store", "redis://x", "dbs"});
   CHECK(bad_uri.code == 2);
   CHECK_THAT(bad_uri.out, Catch::Contains("unsupported store URI scheme 'redis'"));
+
+  auto unsupported = cli({"--store", store, "find", "db", "c", R"({"a": {"$size": 2}})"});
+  CHECK(unsupported.code == 1);
+  CHECK_THAT(unsupported.out, Catch::Contains("unsupported query operator $size"));
 
   auto missing_arg = cli({"--store", store, "update", "db", "c"});
   CHECK(missing_arg.code == 2);

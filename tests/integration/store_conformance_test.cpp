@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "iotbridge/store/open.hpp"
 #include "servers.hpp"
@@ -313,6 +314,31 @@ TEST_CASE("store: sort on several keys and MongoDB's order of mixed types", "[st
                                   });
 }
 
+TEST_CASE("store: sort by a whole sub-document compares field by field, as MongoDB does", "[store][conformance]") {
+  FOR_EACH_BACKEND(b);
+  auto c = b.coll("subdocs");
+  // MongoDB compares two documents element by element: the type class of the
+  // values, then the field name, then the value (numbers by value across
+  // int32/int64/double); a document that is a prefix of another sorts first.
+  c->insert_many({J(R"({"n": 1, "a": {"x": 256}})"), J(R"({"n": 2, "a": {"x": 1}})"), J(R"({"n": 3, "a": {"y": "b"}})"),
+                  J(R"({"n": 4, "a": {"x": 2.5}})"), J(R"({"n": 5, "a": {"y": "ab"}})"),
+                  J(R"({"n": 6, "a": {"x": 1, "z": 0}})"), J(R"({"n": 7, "a": {"w": 3}})"),
+                  J(R"({"n": 8, "a": {"x": {"$numberLong": "-4"}}})"), J(R"({"n": 9, "a": {"x": 1.0}})")});
+  auto order = [&](const std::string& sort) {
+    FindOptions o = proj(R"({"_id": 0, "n": 1})");
+    o.sort = J(sort);
+    std::vector<std::int64_t> out;
+    for (auto& d : c->find(J("{}"), o)->to_vector()) out.push_back(*d.get_int64("n"));
+    return out;
+  };
+  // {w: 3} < {x: -4} < {x: 1} = {x: 1.0} (insertion order) < {x: 1, z: 0} < {x: 2.5} < {x: 256} < {y: "ab"} < {y: "b"}
+  CHECK(order(R"({"a": 1, "n": 1})") == std::vector<std::int64_t>{7, 8, 2, 9, 6, 4, 1, 5, 3});
+  CHECK(order(R"({"a": -1, "n": 1})") == std::vector<std::int64_t>{3, 5, 1, 4, 6, 2, 9, 8, 7});
+  // Equality on a sub-document compares numbers by value too.
+  CHECK(c->count_documents(J(R"({"a": {"x": 1}})")) == 2);
+  CHECK(c->count_documents(J(R"({"a": {"$gt": {"x": 2}}})")) == 4);
+}
+
 TEST_CASE("store: update_one, update_many, replace_one with upsert", "[store][conformance]") {
   FOR_EACH_BACKEND(b);
   auto c = b.coll("users");
@@ -346,6 +372,14 @@ TEST_CASE("store: update_one, update_many, replace_one with upsert", "[store][co
   auto up = c->find_one(J(R"({"username": "Nobody"})"), proj(R"({"_id": 0})"));
   REQUIRE(up);
   CHECK(up->to_json() == R"({ "username" : "Nobody", "visits" : 1 })");
+  r = c->update_many(J(R"({"username": "Many", "visits": {"$gt": 100}})"), J(R"({"$inc": {"visits": 2}})"),
+                     UpdateOptions{true});
+  CHECK(r.matched == 0);
+  CHECK(r.modified == 0);
+  REQUIRE(r.upserted_id);
+  // The upsert takes the filter's equality fields, not its ranges, then applies the update.
+  CHECK(c->find_one(J(R"({"username": "Many"})"), proj(R"({"_id": 0})"))->to_json() ==
+        R"({ "username" : "Many", "visits" : 2 })");
 
   r = c->replace_one(J(R"({"_id": 1})"), J(R"({"username": "Karoid", "level": 9})"));
   CHECK(r.matched == 1);
@@ -354,7 +388,7 @@ TEST_CASE("store: update_one, update_many, replace_one with upsert", "[store][co
   r = c->replace_one(J(R"({"_id": 7})"), J(R"({"username": "Seven"})"), UpdateOptions{true});
   REQUIRE(r.upserted_id);
   CHECK(*r.upserted_id == Value(7));
-  CHECK(c->count_documents() == 4);
+  CHECK(c->count_documents() == 5);
 }
 
 TEST_CASE("store: delete_one and delete_many return counts", "[store][conformance]") {
@@ -400,6 +434,20 @@ TEST_CASE("store: insert_many with a duplicate _id reports which document failed
   } catch (const Error& e) {
     CHECK(e.code() == 11000);
   }
+
+  // Unordered: every document but the duplicate is written, the error names the first failure.
+  auto u = b.coll("dups_unordered");
+  InsertManyOptions unordered;
+  unordered.ordered = false;
+  try {
+    u->insert_many({J(R"({"_id": 1})"), J(R"({"_id": 1})"), J(R"({"_id": 2})")}, unordered);
+    FAIL("a duplicate _id must fail");
+  } catch (const BulkWriteError& e) {
+    CHECK(e.index() == 1);
+    CHECK(e.duplicate_key());
+    CHECK(e.inserted_count() == 2);
+  }
+  CHECK(u->count_documents() == 2);
 }
 
 TEST_CASE("store: capped collection keeps the newest documents", "[store][conformance]") {
@@ -505,4 +553,43 @@ TEST_CASE("store: the cursor streams large results", "[store][conformance]") {
     ++n;
   }
   CHECK(n == 2000);
+}
+
+TEST_CASE("store: one store shared by several threads at once", "[store][conformance]") {
+  FOR_EACH_BACKEND(b);
+  // MongoDB: each call leases a client from the pool; SQLite: one connection
+  // serialized by a mutex, cursor steps included. Writers and readers run
+  // together; every write lands once and every read sees whole documents.
+  constexpr int kThreads = 4, kDocs = 40;
+  auto shared = b.coll("threads");
+  shared->insert_one(J(R"({"seed": true})"));  // the collection exists before the threads start
+  std::vector<std::thread> threads;
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::int64_t> seen(kThreads, 0);
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      try {
+        auto c = b.store->collection(b.db, "threads");  // a handle per thread, and the shared one
+        for (int i = 0; i < kDocs; ++i) {
+          (i % 2 ? *c : *shared).insert_one(Document().append("t", t).append("i", i));
+          auto cursor = c->find(Document().append("t", t), FindOptions{});
+          std::int64_t n = 0;
+          while (auto d = cursor->next()) {
+            if (d->get_int64("t") != t) errors[t] = "a document of another thread: " + d->to_json();
+            ++n;
+          }
+          seen[t] = n;
+        }
+      } catch (const std::exception& e) {
+        errors[t] = e.what();
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) {
+    INFO("thread " << t);
+    CHECK(errors[t].empty());
+    CHECK(seen[t] == kDocs);  // its last find ran after its last insert
+    CHECK(shared->count_documents(Document().append("t", t)) == kDocs);
+  }
+  CHECK(shared->count_documents() == kThreads * kDocs + 1);
 }

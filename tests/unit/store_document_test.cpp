@@ -149,6 +149,11 @@ TEST_CASE("open_store: bad URIs say what is wrong, credentials are redacted", "[
   CHECK(redact_uri("mongodb://h/?tlsCertificateKeyFilePassword=abc&x=1") ==
         "mongodb://h/?tlsCertificateKeyFilePassword=***&x=1");
   CHECK(redact_uri("sqlite:data.db") == "sqlite:data.db");
+  // A password with a raw '/' (not percent-encoded) is still hidden whole.
+  CHECK(redact_uri("mongodb://user:pa/ss@host/") == "mongodb://user:***@host/");
+  CHECK(redact_uri("mongodb://user:a/b@host:27017/db?appName=x@y") == "mongodb://user:***@host:27017/db?appName=x@y");
+  CHECK(redact_uri("mongodb://host:27017/db?appName=x@y") == "mongodb://host:27017/db?appName=x@y");
+  CHECK(redact_uri("mongodb://host/?appName=a:b@c") == "mongodb://host/?appName=a:b@c");
 
   auto message = [](const std::string& uri) {
     try {
@@ -165,7 +170,24 @@ TEST_CASE("open_store: bad URIs say what is wrong, credentials are redacted", "[
   std::string bad = message("mongodb://user:hunter2@/nohost");
   CHECK_THAT(bad, Catch::Contains("bad MongoDB URI"));
   CHECK_THAT(bad, !Catch::Contains("hunter2"));
+  std::string slash = message("mongodb://user:hunter/2@host/");
+  CHECK_THAT(slash, Catch::Contains("bad MongoDB URI"));
+  CHECK_THAT(slash, !Catch::Contains("hunter"));
   CHECK_THAT(message("sqlite:/nonexistent-dir/x/y.db"), Catch::Contains("cannot open"));
+}
+
+TEST_CASE("open_store: a mongodb+srv name that does not resolve says so, without the password", "[store][open]") {
+  // .invalid never resolves (RFC 6761); libmongoc looks the SRV record up when the pool is created.
+  try {
+    open_store("mongodb+srv://reader:hunter2@cluster0.example.invalid/");
+    FAIL("an unresolvable SRV name was accepted");
+  } catch (const Error& e) {
+    std::string what = e.what();
+    CHECK(e.category() == ErrorCategory::store);  // the environment's failure, not a malformed URI
+    CHECK_THAT(what, Catch::Contains("_mongodb._tcp.cluster0.example.invalid"));
+    CHECK_THAT(what, Catch::Contains("DNS"));
+    CHECK_THAT(what, !Catch::Contains("hunter2"));
+  }
 }
 
 TEST_CASE("open_store: a MongoDB server that is down is reported in seconds", "[store][open]") {
@@ -182,5 +204,18 @@ TEST_CASE("open_store: a MongoDB server that is down is reported in seconds", "[
     CHECK_THAT(what, Catch::Contains("no MongoDB server reachable at 127.0.0.1:" + std::to_string(port)));
     CHECK_THAT(what, Catch::Contains("within 0.3 s"));
     CHECK_THAT(what, !Catch::Contains("hunter2"));
+  }
+}
+
+TEST_CASE("open_store: without serverSelectionTimeoutMS a server that is down is reported in 5 s", "[store][open]") {
+  int port = iotbridge::test::free_port();  // nothing listens there
+  auto store = open_store("mongodb://127.0.0.1:" + std::to_string(port) + "/");
+  try {
+    store->ping();
+    FAIL("ping of a closed port succeeded");
+  } catch (const Error& e) {
+    // The message names the timeout that was applied: the default, not libmongoc's 30 s.
+    CHECK(kDefaultServerSelectionTimeoutMs == 5000);
+    CHECK_THAT(e.what(), Catch::Contains("no MongoDB server reachable") && Catch::Contains("within 5.0 s"));
   }
 }

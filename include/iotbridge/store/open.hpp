@@ -8,7 +8,8 @@
 ///
 /// MongoDB: serverSelectionTimeoutMS defaults to kDefaultServerSelectionTimeoutMs
 /// (so a server that is down is reported in seconds) unless the URI sets it;
-/// open_store itself does not contact the server (ping() does).
+/// open_store itself does not contact the server (ping() does), except for the
+/// DNS SRV lookup of a mongodb+srv:// name.
 /// A bad URI throws Error (category config) saying what is wrong with it.
 /// Credentials never appear in messages: see redact_uri().
 ///
@@ -30,7 +31,8 @@ inline constexpr int kDefaultServerSelectionTimeoutMs = 5000;
 /// @param uri  `mongodb://...`, `mongodb+srv://...`, `sqlite:PATH` or `sqlite::memory:`
 /// @return the store; MongoDB is not contacted yet (call ping() to check it answers)
 /// @throws Error (config) for a malformed or unknown URI; (store) when an SQLite
-///         file cannot be opened or created
+///         file cannot be opened or created, or a mongodb+srv:// name does not
+///         resolve
 std::unique_ptr<DocumentStore> open_store(const std::string& uri);
 
 /// "mongodb://user:secret@host/?authSource=x" -> "mongodb://user:***@host/?authSource=x";
