@@ -107,6 +107,21 @@ bool port_was_taken(const std::string& failure) {
   return failure.find("ddress already in use") != std::string::npos;  // Mosquitto: "Address", FerretDB: "address"
 }
 
+// Calls start() until it succeeds, calling new_ports() between attempts that
+// failed because the port was taken; any other failure is thrown at once.
+template <typename Start, typename NewPorts>
+void start_on_free_port(Start&& start, NewPorts&& new_ports) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      start();
+      return;
+    } catch (const std::runtime_error& e) {
+      if (attempt == kStartAttempts || !port_was_taken(e.what())) throw;
+    }
+    new_ports();
+  }
+}
+
 }  // namespace
 
 // ---- TempDir ---------------------------------------------------------------
@@ -334,17 +349,15 @@ MosquittoServer::MosquittoServer(Options options)
     tls_port_ = free_port();
     make_certificates(dir_.path(), options_.tls_subject_alt_name);
   }
-  for (int attempt = 1;; ++attempt) {
-    write_config();
-    try {
-      start();
-      return;
-    } catch (const std::runtime_error& e) {
-      if (attempt == kStartAttempts || !port_was_taken(e.what())) throw;
-    }
-    port_ = free_port();
-    if (options_.tls) tls_port_ = free_port();
-  }
+  start_on_free_port(
+      [this] {
+        write_config();
+        start();
+      },
+      [this] {
+        port_ = free_port();
+        if (options_.tls) tls_port_ = free_port();
+      });
 }
 
 MosquittoServer::~MosquittoServer() { stop(); }
@@ -424,15 +437,7 @@ std::string MongoServer::ferretdb_binary() {
 }
 
 MongoServer::MongoServer() : dir_("iotbridge-ferretdb"), port_(free_port()) {
-  for (int attempt = 1;; ++attempt) {
-    try {
-      start();
-      return;
-    } catch (const std::runtime_error& e) {
-      if (attempt == kStartAttempts || !port_was_taken(e.what())) throw;
-    }
-    port_ = free_port();
-  }
+  start_on_free_port([this] { start(); }, [this] { port_ = free_port(); });
 }
 
 MongoServer::~MongoServer() { stop(); }
