@@ -18,6 +18,12 @@
 
 namespace iotbridge::test {
 
+/// argv `a` followed by `b`: a command line built from shared parts.
+inline std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
 inline std::string cli_tool(const std::string& name) { return std::string(IOTBRIDGE_BINARY_DIR) + "/cli/" + name; }
 inline std::string iotbridge_pub() { return cli_tool("iotbridge-pub"); }
 inline std::string iotbridge_sub() { return cli_tool("iotbridge-sub"); }

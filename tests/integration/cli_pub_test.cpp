@@ -13,15 +13,6 @@
 
 using namespace iotbridge::test;
 
-namespace {
-
-std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
-}  // namespace
-
 TEST_CASE("iotbridge-pub -m -f -s -n -l -r --repeat reach mosquitto_sub intact", "[cli][pub][interop]") {
   MosquittoServer broker;
   TempDir dir;

@@ -22,11 +22,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
 // A persistent session "id" subscribed to iot/# at QoS 1, then `lines`
 // published into it (one reading per line) while nobody is connected.
 void queue_readings(const MosquittoServer& broker, const std::string& id, const std::string& lines) {

@@ -12,11 +12,6 @@ using namespace iotbridge::test;
 
 namespace {
 
-std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
 // Publishes a stream with every kind of payload, each with mosquitto_pub.
 void publish_mixed_stream(const MosquittoServer& broker, const TempDir& dir) {
   auto args = broker_args(broker);

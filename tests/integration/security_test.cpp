@@ -37,11 +37,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
 std::string connect_error(mqtt::Options o) {
   auto c = mqtt::make_mosquitto_client(std::move(o));
   try {
