@@ -113,7 +113,7 @@ TEST_CASE("fake: wildcard routing follows the MQTT matching rules", "[mqtt][test
   }
 }
 
-TEST_CASE("fake: one copy per client at the highest granted QoS; QoS is the lower of publish and grant",
+TEST_CASE("fake: one copy per client at the highest granted QoS, QoS is the lower of publish and grant",
           "[mqtt][testing]") {
   FakeBroker broker;
   Collector got;
@@ -241,7 +241,7 @@ TEST_CASE("fake: an exception thrown by a callback is caught and logged, the loo
   CHECK_THAT(errors[1], Catch::Contains("boom in handler"));
 }
 
-TEST_CASE("fake: loop_forever until the stop token fires; loop(timeout) by hand", "[mqtt][testing]") {
+TEST_CASE("fake: loop_forever until the stop token fires, loop(timeout) by hand", "[mqtt][testing]") {
   FakeBroker broker;
   Collector got;
   auto c = broker.make_client();
@@ -443,7 +443,7 @@ TEST_CASE("fake: QoS 0 while disconnected is refused, or queued (bounded) when a
   CHECK(got.payloads() == std::vector<std::string>{"0", "1", "2"});
 }
 
-TEST_CASE("fake: on_publish reports each acknowledgement; reconnect() keeps subscriptions", "[mqtt][testing]") {
+TEST_CASE("fake: on_publish reports each acknowledgement, reconnect() keeps subscriptions", "[mqtt][testing]") {
   FakeBroker broker;
   Collector got;
   std::mutex mutex;
@@ -481,7 +481,7 @@ TEST_CASE("fake: on_publish reports each acknowledgement; reconnect() keeps subs
   CHECK(got.messages()[3].payload == "after reconnect");
 }
 
-TEST_CASE("fake: connect_async + loop_start connect in the background; connect_async waits for a stopped broker",
+TEST_CASE("fake: connect_async + loop_start connect in the background, connect_async waits for a stopped broker",
           "[mqtt][testing]") {
   FakeBroker broker;
   auto c = broker.make_client();
@@ -663,7 +663,7 @@ TEST_CASE("fake: a second connection with the same client id takes the session o
   CHECK(broker.connected_clients() == std::vector<std::string>{"same"});
 }
 
-TEST_CASE("fake: consume() takes messages no handler takes; many threads publish at once", "[mqtt][testing]") {
+TEST_CASE("fake: consume() takes messages no handler takes, many threads publish at once", "[mqtt][testing]") {
   FakeBroker broker;
   auto sub = started(broker);
   sub->start_consuming(100);
