@@ -3,14 +3,19 @@
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
 
 #include "duration.hpp"
 #include "iotbridge/error.hpp"
+#include "iotbridge/shutdown.hpp"
 #include "iotbridge/store/open.hpp"
+#include "listen.hpp"
 #include "plot.hpp"
+#include "server.hpp"
 
 namespace iotbridge::view {
 
@@ -86,6 +91,49 @@ void add_view_commands(CLI::App& app, const std::string& store_uri) {
       auto store = open_store_flag(store_uri);
       auto summary = run_plot(*store->collection(source->db, source->collection), *plot);
       fmt::print("{}\n", summary);
+      return 0;
+    });
+  });
+
+  auto listen = std::make_shared<std::string>("127.0.0.1:8080");
+  auto* serve_cmd = app.add_subcommand(
+      "serve",
+      "A read-only web page and JSON API (/api/topics, /api/series, /api/readings, /api/stats) of the readings");
+  auto serve_source = std::make_shared<Source>();
+  add_source_flags(serve_cmd, *serve_source);
+  serve_cmd->add_option("--listen", *listen,
+                        "HOST:PORT to listen on (default 127.0.0.1:8080; port 0: any free port; another host than "
+                        "this machine's loopback makes the page reachable from the network)");
+  serve_cmd->callback([&store_uri, serve_source, listen] {
+    run_verb("serve", [&] {
+      auto address = parse_listen(*listen);
+      std::shared_ptr<store::DocumentStore> store = open_store_flag(store_uri);
+      store->ping();
+      ApiSource source;
+      source.store = store.get();
+      source.collection = store->collection(serve_source->db, serve_source->collection);
+      source.shape.field = serve_source->field;
+      source.shape.by = serve_source->by;
+      source.shape.time_field = serve_source->time_field;
+      ViewServer server(source);
+      int port = server.bind(address);
+      if (!address.loopback)
+        std::cerr << fmt::format(
+            "iotbridge-db serve: warning: listening on {}, reachable from other machines; the page and the API show "
+            "every reading to anyone who can connect, without a password\n",
+            address.host);
+      ShutdownSignal shutdown;
+      server.start();
+      fmt::print("iotbridge-db serve: {} ({}.{} in {}; read-only; Ctrl-C to stop)\n", address.url(port),
+                 serve_source->db, serve_source->collection, store->description());
+      std::fflush(stdout);
+      shutdown.wait();
+      fmt::print("iotbridge-db serve: stopping ({})\n", shutdown.signal_number() == SIGTERM  ? "SIGTERM"
+                                                        : shutdown.signal_number() == SIGINT ? "SIGINT"
+                                                                                             : "requested");
+      std::fflush(stdout);
+      server.stop();
+      fmt::print("iotbridge-db serve: stopped after {} requests\n", server.requests());
       return 0;
     });
   });

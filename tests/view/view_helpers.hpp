@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <csignal>
 #include <map>
 #include <memory>
 #include <regex>
@@ -92,6 +93,63 @@ struct ViewStore {
     return run_tool(args);
   }
 };
+
+// `iotbridge-db serve --listen 127.0.0.1:0` over a store, running until
+// stop(); url is what its start line says.
+struct ServeProcess {
+  TempDir dir{"iotbridge-serve"};
+  std::unique_ptr<Process> process;
+  std::string url;  // "http://127.0.0.1:PORT/"
+  int port = 0;
+
+  explicit ServeProcess(const ViewStore& s, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {iotbridge_db(), "--store", s.uri,      "serve",
+                                     "--db",         s.db,      "--listen", "127.0.0.1:0"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process = start_tool(argv, dir / "out");
+    std::regex start("iotbridge-db serve: http://127\\.0\\.0\\.1:([0-9]+)/");
+    bool started = wait_until(
+        [&] {
+          std::smatch m;
+          std::string text = out();
+          if (!std::regex_search(text, m, start)) return !process->alive();
+          port = std::stoi(m[1]);
+          url = "http://127.0.0.1:" + m[1].str() + "/";
+          return true;
+        },
+        std::chrono::seconds(60));
+    if (!started || url.empty())
+      throw std::runtime_error("iotbridge-db serve did not print its start line: " + out() + err());
+  }
+  std::string out() const { return slurp(dir / "out"); }
+  std::string err() const { return slurp(dir / "out.err"); }
+  // SIGINT, then the exit status once it has stopped.
+  int stop() {
+    process->signal(SIGINT);
+    wait_until([&] { return !process->alive(); }, std::chrono::seconds(60));
+    return process->terminate();
+  }
+};
+
+// `text` as a URL query value.
+inline std::string url_encode(const std::string& text) {
+  std::string out;
+  for (unsigned char ch : text) {
+    if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~')
+      out += static_cast<char>(ch);
+    else {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%%%02X", ch);
+      out += hex;
+    }
+  }
+  return out;
+}
+
+// A JSON array answer as a document {"a": [...]}, for reading with get("a.0.topic").
+inline store::Document json_array(const std::string& body) {
+  return store::Document::from_json("{\"a\": " + body + "}");
+}
 
 // An SVG chart read back: the plot area, its data range, each polyline's points.
 struct ParsedChart {
