@@ -106,6 +106,7 @@ std::string api_chart_svg(const ApiSource& source, const std::string& topic, con
   style.width = static_cast<int>(int_param(width, 720, 200, 4000, "width"));
   style.height = style.width * 3 / 8 < 200 ? 200 : style.width * 3 / 8;
   style.y_label = q.field;
+  style.legend = !result.series.empty() && (topic.empty() || result.series.size() > 1);
   style.x_from = q.since->millis;
   style.x_to = store::DateTime::now().millis;
   if (result.series.empty())

@@ -118,6 +118,7 @@ Chart layout_chart(const std::vector<Series>& series, const ChartStyle& style) {
   c.title = style.title;
   c.y_label = style.y_label;
   c.dots_up_to = style.dots_up_to;
+  c.legend = style.legend;
 
   std::int64_t t0 = std::numeric_limits<std::int64_t>::max(), t1 = std::numeric_limits<std::int64_t>::min();
   double v0 = std::numeric_limits<double>::infinity(), v1 = -v0;
@@ -142,7 +143,7 @@ Chart layout_chart(const std::vector<Series>& series, const ChartStyle& style) {
   c.y_max = ticks.last;
 
   std::size_t legend_chars = std::min<std::size_t>(longest, static_cast<std::size_t>(style.width * 0.3 / kCharWidth));
-  double legend_width = static_cast<double>(legend_chars) * kCharWidth + 40;
+  double legend_width = style.legend ? static_cast<double>(legend_chars) * kCharWidth + 40 : 0;
   c.left = 72;
   c.top = c.title.empty() ? 16 : 40;
   c.right = style.width - legend_width - 16;
@@ -202,6 +203,7 @@ void draw_chart(const Chart& c, Canvas& canvas) {
   }
   canvas.end_group();
 
+  if (!c.legend) return;
   canvas.begin_group("legend");
   double y = c.top + 4;
   for (std::size_t i = 0; i < c.lines.size(); ++i) {

@@ -28,6 +28,8 @@ struct ChartStyle {
   std::optional<std::int64_t> x_from, x_to;
   /// Draw a dot on each reading when a series has at most this many.
   std::size_t dots_up_to = 60;
+  /// A legend right of the plot; a page that titles each chart by its one topic needs none.
+  bool legend = true;
 };
 
 struct Tick {
@@ -51,6 +53,7 @@ struct Chart {
   std::vector<ChartLine> lines;
   std::string title, x_caption, y_label;
   std::size_t dots_up_to = 0;
+  bool legend = true;
 
   double x_pixel(std::int64_t millis) const;
   double y_pixel(double value) const;

@@ -116,6 +116,11 @@ TEST_CASE("plot: the PNG has each topic's colour in its plot area", "[view][plot
     CHECK(drawn < area / 10);      // a line, not a filled area
   }
   cairo_surface_destroy(png);
+
+  // Kept in the build tree (README.md shows one: docs/images/plot-example.png).
+  fs::path shots = fs::path(IOTBRIDGE_BINARY_DIR) / "tests" / "view-screenshots";
+  fs::create_directories(shots);
+  fs::copy_file(png_path, shots / "plot.png", fs::copy_options::overwrite_existing);
 }
 
 TEST_CASE("plot: each bad request says what is wrong", "[view][plot]") {
