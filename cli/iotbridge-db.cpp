@@ -17,6 +17,7 @@
 
 #include "iotbridge/error.hpp"
 #include "iotbridge/store/open.hpp"
+#include "view/commands.hpp"
 
 using namespace iotbridge;
 using namespace iotbridge::store;
@@ -133,9 +134,16 @@ int main(int argc, char** argv) {
   exp->add_option("--fields,-f", fields_text, "CSV columns, comma separated (default: the first document's fields)");
   auto* stats = app.add_subcommand("stats", "Document count, size, capped limits and index count of a collection");
   add_db_coll(stats);
+  view::add_view_commands(app, store_uri);  // plot, serve
 
   // An unknown verb gets its own message (CLI11 would only say that a
   // subcommand is required).
+  std::string verbs;
+  std::vector<std::string> verb_names;
+  for (const auto* sub : app.get_subcommands(std::function<bool(CLI::App*)>())) {
+    verbs += (verbs.empty() ? "" : ", ") + sub->get_name();
+    verb_names.push_back(sub->get_name());
+  }
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--store") {
@@ -143,12 +151,8 @@ int main(int argc, char** argv) {
       continue;
     }
     if (arg.empty() || arg[0] == '-') continue;
-    static const char* kVerbs[] = {"dbs",    "collections", "find", "count", "insert", "update",
-                                   "delete", "create",      "drop", "index", "export", "stats"};
-    if (std::find(std::begin(kVerbs), std::end(kVerbs), arg) == std::end(kVerbs)) {
-      std::cerr << "iotbridge-db: unknown verb '" << arg
-                << "'; verbs: dbs, collections, find, count, insert, update, delete, create, drop, index, export, "
-                   "stats (iotbridge-db --help)\n";
+    if (std::find(verb_names.begin(), verb_names.end(), arg) == verb_names.end()) {
+      std::cerr << "iotbridge-db: unknown verb '" << arg << "'; verbs: " << verbs << " (iotbridge-db --help)\n";
       return kUsage;
     }
     break;
@@ -162,11 +166,11 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // a verb that ran in its callback (plot, serve) and printed its outcome
   } catch (const CLI::ExtrasError& e) {
     if (app.get_subcommands().empty() && argc > 1) {
-      std::cerr << "iotbridge-db: unknown verb: " << e.what()
-                << "\nverbs: dbs, collections, find, count, insert, update, delete, create, drop, index, export, "
-                   "stats (iotbridge-db --help)\n";
+      std::cerr << "iotbridge-db: unknown verb: " << e.what() << "\nverbs: " << verbs << " (iotbridge-db --help)\n";
       return kUsage;
     }
     std::cerr << "iotbridge-db: " << e.what() << " (iotbridge-db --help)\n";
