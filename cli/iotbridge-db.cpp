@@ -52,9 +52,12 @@ constexpr Verb kVerbs[] = {
     {"dbs", "", 0, 0, 0, true},
     {"collections", "[DB]", 0, 0, 0, true},
     {"find", "[DB COLLECTION] [FILTER]", 0, 0, 1, true},
+    {"findone", "[DB COLLECTION] [FILTER]", 0, 0, 1, true},
     {"count", "[DB COLLECTION] [FILTER]", 0, 0, 1, true},
+    {"distinct", "[DB COLLECTION] FIELD [FILTER]", 1, 0, 1, true},
     {"insert", "[DB COLLECTION] [DOC ...]", 0, 0, -1, false},
     {"update", "[DB COLLECTION] FILTER UPDATE", 0, 2, 2, false},
+    {"replace", "[DB COLLECTION] FILTER DOC", 0, 2, 2, false},
     {"delete", "[DB COLLECTION] FILTER", 0, 1, 1, false},
     {"create", "[DB COLLECTION]", 0, 0, 0, false},
     {"drop", "DB [COLLECTION]", 0, 0, 0, false},
@@ -122,7 +125,8 @@ Target split_arguments(const Verb& verb, const std::vector<std::string>& args, c
     throw usage(
         fmt::format("'{}' is neither JSON nor a database and a collection (give both names, or neither)", names[0]));
   } else {
-    throw usage(fmt::format("{} word(s) before the JSON arguments", names.size()));
+    throw usage(fmt::format("{} word(s) before the JSON arguments, where {} (or {} with DB COLLECTION) belong",
+                            names.size(), own, own + 2));
   }
   for (std::size_t i = words; i < args.size(); ++i) {
     if (!looks_like_json(args[i]))
@@ -198,13 +202,25 @@ int main(int argc, char** argv) {
   add_args(find, "[DB COLLECTION] [FILTER]");
   add_query(find);
   find->add_flag("--pretty", pretty, "Indented JSON");
+  auto* findone = app.add_subcommand("findone", "Print the first matching document, or null");
+  add_args(findone, "[DB COLLECTION] [FILTER]");
+  findone->add_option("--filter", filter_flag, "Filter, a JSON document");
+  findone->add_option("--projection,-p", projection_text, "Projection, e.g. '{\"_id\": 0, \"value\": 1}'");
+  findone->add_option("--sort,-s", sort_text,
+                      "Sort: the first in this order, e.g. '{\"reg_date\": -1}' for the newest");
+  findone->add_flag("--pretty", pretty, "Indented JSON");
   add_args(app.add_subcommand("count", "Count matching documents"), "[DB COLLECTION] [FILTER]");
+  add_args(app.add_subcommand("distinct", "Print the distinct values of a field among the matches, one per line"),
+           "[DB COLLECTION] FIELD [FILTER], e.g. topic '{\"value\": {\"$gt\": 30}}'");
   add_args(app.add_subcommand("insert", "Insert JSON documents (arguments, or one per line on stdin)"),
            "[DB COLLECTION] [DOC ...]");
   auto* update = app.add_subcommand("update", "Update matching documents ($set, $unset, $inc)");
   add_args(update, "[DB COLLECTION] FILTER UPDATE, e.g. '{\"name\": \"x\"}' '{\"$set\": {\"name\": \"y\"}}'");
   update->add_flag("--many", many, "Every match (default: the first)");
   update->add_flag("--upsert", upsert, "Insert when nothing matches");
+  auto* replace = app.add_subcommand("replace", "Replace the first match by a whole document (keeping its _id)");
+  add_args(replace, "[DB COLLECTION] FILTER DOC, e.g. '{\"name\": \"x\"}' '{\"name\": \"y\", \"n\": 1}'");
+  replace->add_flag("--upsert", upsert, "Insert DOC when nothing matches");
   auto* del = app.add_subcommand("delete", "Delete matching documents (every match; --one for the first)");
   add_args(del, "[DB COLLECTION] FILTER ('{}' deletes everything)");
   del->add_flag("--one", one, "Only the first match");
@@ -341,6 +357,12 @@ int main(int argc, char** argv) {
         for (std::size_t i = 0; i < fields.size(); ++i) line += (i ? "," : "") + csv_cell(d->get(fields[i]));
         fmt::print("{}\n", line);
       }
+    } else if (is("findone")) {
+      auto d = store->collection(t.db, t.coll)->find_one(filter, options);
+      fmt::print("{}\n", !d ? std::string("null") : pretty ? d->to_pretty_json() : d->to_json());
+    } else if (is("distinct")) {
+      for (const auto& v : store->collection(t.db, t.coll)->distinct(t.own.at(0), filter))
+        fmt::print("{}\n", v.to_json());
     } else if (is("count")) {
       fmt::print("{}\n", store->collection(t.db, t.coll)->count_documents(filter));
     } else if (is("insert")) {
@@ -364,6 +386,13 @@ int main(int argc, char** argv) {
       uo.upsert = upsert;
       auto c = store->collection(t.db, t.coll);
       auto r = many ? c->update_many(filter, update_doc, uo) : c->update_one(filter, update_doc, uo);
+      fmt::print("matched {}, modified {}{}\n", r.matched, r.modified,
+                 r.upserted_id ? ", upserted " + r.upserted_id->to_json() : std::string());
+    } else if (is("replace")) {
+      Document replacement = parse_json("the replacement", t.json[1]);
+      UpdateOptions uo;
+      uo.upsert = upsert;
+      auto r = store->collection(t.db, t.coll)->replace_one(filter, std::move(replacement), uo);
       fmt::print("matched {}, modified {}{}\n", r.matched, r.modified,
                  r.upserted_id ? ", upserted " + r.upserted_id->to_json() : std::string());
     } else if (is("delete")) {

@@ -285,4 +285,49 @@ TEST_CASE("iotbridge-db: JSON mistakes are explained, and no error names a verb 
   auto replacement = cli({"--store", store, "update", "{}", R"({"value": 2})"});
   CHECK(replacement.code == 1);
   CHECK_THAT(replacement.out, Catch::Contains("iotbridge-db replace"));
+  auto help = cli({"--help"});
+  CHECK_THAT(help.out, Catch::Contains("\n  replace "));
+}
+
+TEST_CASE("iotbridge-db: findone, distinct and replace on every backend", "[store][cli]") {
+  REQUIRE(::access(kCli.c_str(), X_OK) == 0);
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "mongodb");
+  if (kind == "mongodb") IOTBRIDGE_REQUIRE_MONGO();
+  INFO("backend: " << kind);
+  Target t(kind);
+  auto on = [&](std::vector<std::string> args) {
+    args.insert(args.end(), {"--db", t.db});
+    return t(args);
+  };
+  REQUIRE(on({"insert", R"({"topic": "iot/a", "value": 21.5, "tags": ["x", "y"]})",
+              R"({"topic": "iot/b", "value": 30, "tags": ["y"]})", R"({"topic": "iot/a", "value": 22})"})
+              .code == 0);
+
+  CHECK(on({"findone", R"({"topic": "iot/a"})", "-p", R"({"_id": 0, "value": 1})"}).out == "{ \"value\" : 21.5 }\n");
+  CHECK(on({"findone", "-s", R"({"value": -1})", "-p", R"({"_id": 0, "topic": 1})"}).out ==
+        "{ \"topic\" : \"iot/b\" }\n");
+  auto none = on({"findone", R"({"topic": "nope"})"});
+  CHECK(none.code == 0);
+  CHECK(none.out == "null\n");
+
+  CHECK(on({"distinct", "topic"}).out == "\"iot/a\"\n\"iot/b\"\n");
+  CHECK(on({"distinct", "topic", R"({"value": {"$gt": 25}})"}).out == "\"iot/b\"\n");
+  CHECK(on({"distinct", "tags"}).out == "\"x\"\n\"y\"\n");
+  CHECK(t({"distinct", t.db, "sensors", "value"}).out == "21.5\n22\n30\n");
+  auto no_field = on({"distinct"});
+  CHECK(no_field.code == 2);
+  CHECK_THAT(no_field.out, Catch::Contains("FIELD"));
+
+  auto replaced = on({"replace", R"({"topic": "iot/b"})", R"({"topic": "iot/b", "value": 31})"});
+  CHECK(replaced.code == 0);
+  CHECK(replaced.out == "matched 1, modified 1\n");
+  CHECK(on({"find", R"({"topic": "iot/b"})", "-p", R"({"_id": 0})"}).out ==
+        "{ \"topic\" : \"iot/b\", \"value\" : 31 }\n");
+  auto upserted = on({"replace", R"({"topic": "iot/c"})", R"({"topic": "iot/c", "value": 1})", "--upsert"});
+  CHECK(upserted.code == 0);
+  CHECK_THAT(upserted.out, Catch::StartsWith("matched 0, modified 0, upserted "));
+  CHECK(on({"count"}).out == "4\n");
+  auto with_ops = on({"replace", "{}", R"({"$set": {"value": 1}})"});
+  CHECK(with_ops.code == 1);
+  CHECK_THAT(with_ops.out, Catch::Contains("iotbridge-db update"));
 }
