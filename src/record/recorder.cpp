@@ -395,7 +395,7 @@ void Recorder::stop() {
 
 RecorderStats Recorder::run(std::stop_token stop) {
   Impl& d = *impl_;
-  start();
+  if (!d.running) start();
   {
     std::stop_callback on_stop(stop, [&d] { d.progress.notify(); });
     auto limit = d.intake.limit_reached();

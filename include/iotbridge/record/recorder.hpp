@@ -171,7 +171,8 @@ class Recorder {
   /// stays in the journal and spool for the next start), closes. Idempotent.
   void stop();
 
-  /// start(); waits until `stop` is requested (ShutdownSignal::token()) or
+  /// start() unless running already (start() first, to report "subscribed"
+  /// before the wait); waits until `stop` is requested (ShutdownSignal::token()) or
   /// max_messages were accepted and stored; stop().
   /// @param stop  ends the run when requested (Ctrl-C / SIGTERM through ShutdownSignal)
   /// @return the final stats: `pending == 0` when everything accepted was stored
