@@ -98,7 +98,7 @@ struct Recorder::Impl {
 
   std::unique_ptr<Journal> wal;
   std::unique_ptr<detail::Spool> spool;
-  std::unique_ptr<BoundedQueue<detail::Item>> queue;
+  std::unique_ptr<detail::HandOff> queue;
   detail::Intake intake;
   std::unique_ptr<detail::Writer> writer;
   std::unique_ptr<PeriodicTimer> stats_timer;
@@ -295,7 +295,7 @@ void Recorder::start() {
       std::lock_guard lock(d.routes_mutex);
       for (auto& set : d.route_sets) set->open(*d.store);
     }
-    d.queue = std::make_unique<BoundedQueue<detail::Item>>(d.opts.queue_capacity);
+    d.queue = std::make_unique<detail::HandOff>(d.opts.queue_capacity);
     d.writer = std::make_unique<detail::Writer>(d.opts, d.counters, d.log, d.progress, d.intake, *d.queue, d.wal.get(),
                                                 d.spool.get(), [&d] { return d.current_routes(); });
     d.writer->start();

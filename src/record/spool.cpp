@@ -196,7 +196,7 @@ std::size_t Spool::migrate(Journal& wal, std::size_t chunk_size, const Log& log,
   return migrated;
 }
 
-Spool::Spilled Spool::spill(std::deque<HeldBatch>& held, BoundedQueue<Item>& queue, std::size_t chunk) {
+Spool::Spilled Spool::spill(std::deque<HeldBatch>& held, HandOff& queue, std::size_t chunk) {
   Spilled out;
   auto write = [&](const HeldBatch& b) {
     journal_.append(encode_batch(b.items));
@@ -212,7 +212,7 @@ Spool::Spilled Spool::spill(std::deque<HeldBatch>& held, BoundedQueue<Item>& que
     std::size_t to_move = queue.size();
     while (to_move > 0) {
       HeldBatch b;
-      std::size_t n = queue.pop_many(b.items, std::min(to_move, chunk), std::chrono::milliseconds(0));
+      std::size_t n = queue.take_now(b.items, std::min(to_move, chunk));
       if (n == 0) break;
       to_move -= std::min(to_move, n);
       for (const Item& item : b.items) b.max_seq = std::max(b.max_seq, item.seq);

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "iotbridge/queue.hpp"
+#include "handoff.hpp"
 #include "iotbridge/record/journal.hpp"
 #include "pipeline.hpp"
 
@@ -61,7 +61,7 @@ class Spool {
     bool synced = true;
     std::string error;  // empty: everything went in
   };
-  Spilled spill(std::deque<HeldBatch>& held, BoundedQueue<Item>& queue, std::size_t chunk);
+  Spilled spill(std::deque<HeldBatch>& held, HandOff& queue, std::size_t chunk);
 
   // Calls store(readings, from_earlier_run) for each record in order; a
   // record is trimmed once store returns true. Records spilled meanwhile
