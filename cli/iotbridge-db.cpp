@@ -62,6 +62,7 @@ constexpr Verb kVerbs[] = {
     {"create", "[DB COLLECTION]", 0, 0, 0, false},
     {"drop", "DB [COLLECTION]", 0, 0, 0, false},
     {"index", "[DB COLLECTION] [KEYS]", 0, 0, 1, false},
+    {"aggregate", "[DB COLLECTION] PIPELINE", 0, 1, 1, true},
     {"export", "[DB COLLECTION] [FILTER]", 0, 0, 1, true},
     {"stats", "[DB COLLECTION]", 0, 0, 0, true},
 };
@@ -235,6 +236,10 @@ int main(int argc, char** argv) {
   add_args(index, "[DB COLLECTION] [KEYS]");
   index->add_flag("--unique", unique, "Unique index");
   index->add_option("--name", index_name, "Index name");
+  auto* aggregate = app.add_subcommand("aggregate", "Run an aggregation pipeline; print the results, one per line");
+  add_args(aggregate,
+           "[DB COLLECTION] PIPELINE, e.g. '[{\"$group\": {\"_id\": \"$topic\", \"avg\": {\"$avg\": \"$value\"}}}]'");
+  aggregate->add_flag("--pretty", pretty, "Indented JSON");
   auto* exp = app.add_subcommand("export", "Print matching documents as CSV (--csv) or JSON lines");
   add_args(exp, "[DB COLLECTION] [FILTER]");
   add_query(exp);
@@ -261,8 +266,16 @@ int main(int argc, char** argv) {
     break;
   }
 
+  // CLI11 reads an argument in [...] as a list and splits it at its commas: a
+  // trailing space keeps a JSON array (a pipeline) whole.
+  std::vector<std::string> argv_reversed;
+  for (int i = argc - 1; i >= 1; --i) {
+    std::string arg = argv[i];
+    if (!arg.empty() && arg.front() == '[' && arg.back() == ']') arg += ' ';
+    argv_reversed.push_back(std::move(arg));
+  }
   try {
-    app.parse(argc, argv);
+    app.parse(argv_reversed);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
@@ -310,7 +323,7 @@ int main(int argc, char** argv) {
     }
 
     const std::string filter_text =
-        !filter_flag.empty() ? filter_flag : (!t.json.empty() && !is("insert") ? t.json[0] : "{}");
+        !filter_flag.empty() ? filter_flag : (!t.json.empty() && !is("insert") && !is("aggregate") ? t.json[0] : "{}");
     Document filter = parse_json("the filter", filter_text);
     FindOptions options;
     if (!projection_text.empty()) options.projection = parse_json("--projection", projection_text);
@@ -363,6 +376,17 @@ int main(int argc, char** argv) {
     } else if (is("distinct")) {
       for (const auto& v : store->collection(t.db, t.coll)->distinct(t.own.at(0), filter))
         fmt::print("{}\n", v.to_json());
+    } else if (is("aggregate")) {
+      std::vector<Document> pipeline;
+      try {
+        pipeline = pipeline_from_json(t.json[0]);
+      } catch (const Error& e) {
+        std::string why = e.what();
+        if (why.rfind("invalid JSON", 0) == 0) why = "is not valid JSON " + why.substr(13);
+        throw UsageError("the pipeline " + why);
+      }
+      auto cursor = store->collection(t.db, t.coll)->aggregate(pipeline);
+      while (auto d = cursor->next()) fmt::print("{}\n", pretty ? d->to_pretty_json() : d->to_json());
     } else if (is("count")) {
       fmt::print("{}\n", store->collection(t.db, t.coll)->count_documents(filter));
     } else if (is("insert")) {

@@ -130,15 +130,20 @@ bool duplicate_of_id(const bson_t* write_error, const std::string& msg) {
 
 class MongoCursor final : public Cursor {
  public:
-  MongoCursor(std::unique_ptr<Lease> lease, CollPtr coll, CursorPtr cursor, std::shared_ptr<Pool> pool)
-      : cursor_(std::move(cursor)), coll_(std::move(coll)), lease_(std::move(lease)), pool_(std::move(pool)) {}
+  MongoCursor(std::unique_ptr<Lease> lease, CollPtr coll, CursorPtr cursor, std::shared_ptr<Pool> pool,
+              const char* what = "find")
+      : cursor_(std::move(cursor)),
+        coll_(std::move(coll)),
+        lease_(std::move(lease)),
+        pool_(std::move(pool)),
+        what_(what) {}
 
   std::optional<Document> next() override {
     if (!cursor_) return std::nullopt;
     const bson_t* doc = nullptr;
     if (mongoc_cursor_next(cursor_.get(), &doc)) return to_document(doc);
     bson_error_t err;
-    if (mongoc_cursor_error(cursor_.get(), &err)) pool_->fail_op("find", err);
+    if (mongoc_cursor_error(cursor_.get(), &err)) pool_->fail_op(what_, err);
     cursor_.reset();
     coll_.reset();
     lease_.reset();
@@ -151,6 +156,7 @@ class MongoCursor final : public Cursor {
   CollPtr coll_;
   std::unique_ptr<Lease> lease_;
   std::shared_ptr<Pool> pool_;
+  const char* what_;
 };
 
 class MongoCollection final : public Collection {
@@ -275,6 +281,19 @@ class MongoCollection final : public Collection {
     bson_t f = view(filter);
     CursorPtr cursor(mongoc_collection_find_with_opts(coll.get(), &f, opts.get(), nullptr));
     return std::make_unique<MongoCursor>(std::move(lease), std::move(coll), std::move(cursor), pool_);
+  }
+
+  std::unique_ptr<Cursor> aggregate(const std::vector<Document>& pipeline) override {
+    // Passed through: the server implements (and judges) every stage.
+    Document wrapped;
+    Array stages;
+    for (const auto& stage : pipeline) stages.push_back(stage);
+    wrapped.append("pipeline", stages);
+    auto lease = std::make_unique<Lease>(pool_);
+    CollPtr coll = get(*lease);
+    bson_t p = view(wrapped);
+    CursorPtr cursor(mongoc_collection_aggregate(coll.get(), MONGOC_QUERY_NONE, &p, nullptr, nullptr));
+    return std::make_unique<MongoCursor>(std::move(lease), std::move(coll), std::move(cursor), pool_, "aggregate");
   }
 
   std::int64_t count_documents(const Document& filter) override {

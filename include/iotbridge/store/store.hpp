@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -143,6 +144,10 @@ class Cursor {
 inline Cursor::iterator begin(const std::unique_ptr<Cursor>& cursor) { return cursor->begin(); }
 inline Cursor::iterator end(const std::unique_ptr<Cursor>& cursor) { return cursor->end(); }
 
+/// A pipeline written as a JSON array of stages, '[{"$match": {...}}, ...]'.
+/// Throws Error (config) with the position and a hint when it does not parse.
+std::vector<Document> pipeline_from_json(std::string_view json);
+
 class Collection {
  public:
   virtual ~Collection() = default;
@@ -176,6 +181,18 @@ class Collection {
   /// distinct: an array contributes each element; sorted in MongoDB's order,
   /// numbers that compare equal (1, 1.0) count once. Reads every match.
   std::vector<Value> distinct(const std::string& path, const Document& filter = {});
+  /// Runs a MongoDB aggregation pipeline and streams its results. MongoDB:
+  /// passed to the server as it is. SQLite: leading $match stages and a
+  /// $group (by a field, an object of fields, $dateTrunc or null; $sum $avg
+  /// $min $max $count $first $last) run as one SQL query with GROUP BY, the
+  /// stages after it in process; other pipelines run in process on the
+  /// documents the leading $match selects. Implemented in process: $match
+  /// $project $group $sort $limit $skip $unwind $count $bucket $addFields $set,
+  /// the expression operators $dateTrunc (UTC) $year $month $dayOfMonth $hour
+  /// $minute $second $dayOfWeek $add $subtract $multiply $divide $concat
+  /// $ifNull $toDate $literal; anything else throws Error naming it. This
+  /// default runs every stage in process over find() (for other backends).
+  virtual std::unique_ptr<Cursor> aggregate(const std::vector<Document>& pipeline);
 
   // ---- indexes ----
   /// Returns the index name. Creating an existing identical index is a no-op.
