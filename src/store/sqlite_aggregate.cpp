@@ -5,6 +5,7 @@
 
 #include "store/aggregate.hpp"
 #include "store/bson_util.hpp"
+#include "store/sqlite_keys.hpp"
 
 namespace iotbridge::store::detail {
 namespace {
@@ -48,6 +49,37 @@ void date_trunc_fn(sqlite3_context* ctx, int, sqlite3_value** argv) {
                                                     sqlite3_value_int(argv[4])));
   } catch (const std::exception& e) {
     sqlite3_result_error(ctx, e.what(), -1);  // never throw into SQLite
+  }
+}
+
+// bson_group_key(doc, path): the group key of a field inside an object _id,
+// where MongoDB tells a missing field ({}) from a null one ({"room": null}):
+// bson_get's key, but x'00' for null (missing stays NULL).
+void group_key_fn(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  try {
+    auto v = value_at(argv[0], argv[1]);
+    if (!v) {
+      sqlite3_result_null(ctx);
+      return;
+    }
+    if (v->is_null()) {
+      sqlite3_result_blob(ctx, "", 1, SQLITE_STATIC);  // one zero byte, below every type rank blob
+      return;
+    }
+    SqlKey k = sql_key(*v);
+    switch (k.kind) {
+      case SqlKey::integer: sqlite3_result_int64(ctx, k.i); break;
+      case SqlKey::real: sqlite3_result_double(ctx, k.d); break;
+      case SqlKey::text:
+        sqlite3_result_text(ctx, k.bytes.data(), static_cast<int>(k.bytes.size()), SQLITE_TRANSIENT);
+        break;
+      case SqlKey::blob:
+      case SqlKey::null:
+        sqlite3_result_blob(ctx, k.bytes.data(), static_cast<int>(k.bytes.size()), SQLITE_TRANSIENT);
+        break;
+    }
+  } catch (const std::exception& e) {
+    sqlite3_result_error(ctx, e.what(), -1);
   }
 }
 
@@ -144,10 +176,10 @@ struct Key {
 };
 
 // One group key: "$path" or {"$dateTrunc": {"date": "$path", "unit": ..., ...}}.
-std::optional<Key> group_key(const Value& v, const std::set<std::string>& array_keys) {
+std::optional<Key> group_key(const Value& v, const std::set<std::string>& array_keys, bool in_object) {
   if (auto path = plain_path(v, array_keys))
-    return Key{"bson_get(doc, " + literal(*path) + ")", "bson_pick('first', seq, doc, " + literal(*path) + ")",
-               GroupQuery::Column::picked};
+    return Key{(in_object ? "bson_group_key(doc, " : "bson_get(doc, ") + literal(*path) + ")",
+               "bson_pick('first', seq, doc, " + literal(*path) + ")", GroupQuery::Column::picked};
   auto d = v.get_if<Document>();
   if (!d || d->count() != 1 || d->keys()[0] != "$dateTrunc") return std::nullopt;
   auto spec = d->get_document("$dateTrunc");
@@ -182,6 +214,9 @@ int register_aggregate_functions(sqlite3* db) {
   int rc = sqlite3_create_function_v2(db, "bson_date_trunc", 5, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
                                       nullptr, date_trunc_fn, nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) return rc;
+  rc = sqlite3_create_function_v2(db, "bson_group_key", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
+                                  nullptr, group_key_fn, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return rc;
   return sqlite3_create_function_v2(db, "bson_pick", 4, SQLITE_UTF8 | SQLITE_INNOCUOUS, nullptr, nullptr, pick_step,
                                     pick_final, nullptr);
 }
@@ -203,13 +238,13 @@ std::optional<GroupQuery> plan_group(const std::vector<Document>& pipeline, cons
   bool object_id = id_doc && !id_doc->empty() && id_doc->keys()[0][0] != '$';
   if (object_id) {
     for (const auto& [name, expr] : id_doc->fields()) {
-      auto key = group_key(expr, array_keys);
+      auto key = group_key(expr, array_keys, true);
       if (!key) return std::nullopt;
       group.push_back(key->group_expr);
       select.push_back(key->output_expr);
       q.columns.push_back({"_id." + name, key->kind});
     }
-  } else if (auto key = group_key(id, array_keys)) {
+  } else if (auto key = group_key(id, array_keys, false)) {
     group.push_back(key->group_expr);
     select.push_back(key->output_expr);
     q.columns.push_back({"_id", key->kind});

@@ -331,3 +331,35 @@ TEST_CASE("iotbridge-db: findone, distinct and replace on every backend", "[stor
   CHECK(with_ops.code == 1);
   CHECK_THAT(with_ops.out, Catch::Contains("iotbridge-db update"));
 }
+
+TEST_CASE("iotbridge-db: aggregate on every backend", "[store][cli]") {
+  REQUIRE(::access(kCli.c_str(), X_OK) == 0);
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "mongodb");
+  if (kind == "mongodb") IOTBRIDGE_REQUIRE_MONGO();
+  INFO("backend: " << kind);
+  Target t(kind);
+  auto on = [&](std::vector<std::string> args) {
+    args.insert(args.end(), {"--db", t.db});
+    return t(args);
+  };
+  REQUIRE(on({"insert", R"({"topic": "iot/a", "value": 1})", R"({"topic": "iot/b", "value": 2})",
+              R"({"topic": "iot/a", "value": 3})"})
+              .code == 0);
+  // A pipeline in [...] stays whole (CLI11 would split a list at its commas).
+  auto grouped =
+      on({"aggregate", R"([{"$group": {"_id": "$topic", "total": {"$sum": "$value"}}}, {"$sort": {"_id": 1}}])"});
+  INFO(grouped.out);
+  CHECK(grouped.code == 0);
+  CHECK(grouped.out == "{ \"_id\" : \"iot/a\", \"total\" : 4 }\n{ \"_id\" : \"iot/b\", \"total\" : 2 }\n");
+  CHECK(t({"aggregate", t.db, "sensors", R"([{"$match": {"value": {"$gt": 1}}}, {"$count": "n"}])"}).out ==
+        "{ \"n\" : 2 }\n");
+  auto pretty = on({"aggregate", R"([{"$match": {"value": 2}}, {"$project": {"_id": 0, "topic": 1}}])", "--pretty"});
+  CHECK(pretty.out == "{\n  \"topic\": \"iot/b\"\n}\n");
+  auto bad = on({"aggregate", R"([{"$match": {value: 1}}])"});
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.out, Catch::Contains("the pipeline is not valid JSON at position") &&
+                          Catch::Contains("keys need double quotes"));
+  auto missing = on({"aggregate"});
+  CHECK(missing.code == 2);
+  CHECK_THAT(missing.out, Catch::Contains("PIPELINE"));
+}
