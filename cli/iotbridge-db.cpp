@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "iotbridge/error.hpp"
+#include "iotbridge/shutdown.hpp"
 #include "iotbridge/store/open.hpp"
 
 using namespace iotbridge;
@@ -63,6 +65,7 @@ constexpr Verb kVerbs[] = {
     {"drop", "DB [COLLECTION]", 0, 0, 0, false},
     {"index", "[DB COLLECTION] [KEYS]", 0, 0, 1, false},
     {"aggregate", "[DB COLLECTION] PIPELINE", 0, 1, 1, true},
+    {"tail", "[DB COLLECTION] [FILTER]", 0, 0, 1, true},
     {"export", "[DB COLLECTION] [FILTER]", 0, 0, 1, true},
     {"stats", "[DB COLLECTION]", 0, 0, 0, true},
 };
@@ -240,6 +243,14 @@ int main(int argc, char** argv) {
   add_args(aggregate,
            "[DB COLLECTION] PIPELINE, e.g. '[{\"$group\": {\"_id\": \"$topic\", \"avg\": {\"$avg\": \"$value\"}}}]'");
   aggregate->add_flag("--pretty", pretty, "Indented JSON");
+  auto* tail = app.add_subcommand("tail", "Print the newest documents; with -f, new ones as they are stored");
+  add_args(tail, "[DB COLLECTION] [FILTER]");
+  std::int64_t tail_lines = 10;
+  bool follow = false;
+  tail->add_option("-n,--lines", tail_lines, "The newest N documents first (default 10)")
+      ->check(CLI::NonNegativeNumber);
+  tail->add_flag("-f,--follow", follow, "Keep printing new documents until Ctrl-C / SIGTERM");
+  tail->add_flag("--pretty", pretty, "Indented JSON");
   auto* exp = app.add_subcommand("export", "Print matching documents as CSV (--csv) or JSON lines");
   add_args(exp, "[DB COLLECTION] [FILTER]");
   add_query(exp);
@@ -387,6 +398,20 @@ int main(int argc, char** argv) {
       }
       auto cursor = store->collection(t.db, t.coll)->aggregate(pipeline);
       while (auto d = cursor->next()) fmt::print("{}\n", pretty ? d->to_pretty_json() : d->to_json());
+    } else if (is("tail")) {
+      std::optional<ShutdownSignal> shutdown;
+      if (follow) shutdown.emplace();  // Ctrl-C / SIGTERM end the follow, exit 0
+      TailOptions to;
+      to.last = tail_lines;
+      to.follow = follow;
+      store->collection(t.db, t.coll)
+          ->tail(
+              filter, to,
+              [&](const Document& d) {
+                fmt::print("{}\n", pretty ? d.to_pretty_json() : d.to_json());
+                std::fflush(stdout);  // a pipe reader sees each document as it comes
+              },
+              shutdown ? shutdown->token() : std::stop_token());
     } else if (is("count")) {
       fmt::print("{}\n", store->collection(t.db, t.coll)->count_documents(filter));
     } else if (is("insert")) {

@@ -32,6 +32,7 @@
 #include "store/query.hpp"
 #include "store/sqlite_aggregate.hpp"
 #include "store/sqlite_keys.hpp"
+#include "store/tail_wait.hpp"
 #include "store/vector_cursor.hpp"
 
 namespace iotbridge::store::detail {
@@ -763,6 +764,49 @@ class SqliteCollection final : public Collection {
     return std::make_unique<VectorCursor>(aggregate::run(std::move(*grouped), pipeline, next));
   }
 
+  void tail(const Document& filter, const TailOptions& options, const std::function<void(const Document&)>& on_document,
+            std::stop_token stop) override {
+    query::validate_filter(filter);
+    // Insertion order is seq: everything up to the baseline is already there.
+    std::int64_t last = max_seq();
+    if (options.last > 0 && last > 0) {
+      std::vector<Document> newest;
+      {
+        std::lock_guard lock(state_->mu);
+        auto st = state_->prepare("SELECT doc FROM " + table_ + " WHERE seq <= ? ORDER BY seq DESC");
+        sqlite3_bind_int64(st.get(), 1, last);
+        int rc;
+        while (static_cast<std::int64_t>(newest.size()) < options.last && (rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+          auto d = row_document(st.get(), 0);
+          if (query::matches(d, filter)) newest.push_back(std::move(d));
+        }
+      }
+      for (auto it = newest.rbegin(); it != newest.rend(); ++it) on_document(*it);
+    }
+    if (!options.follow) return;
+    while (wait_for_stop(stop, options.poll_interval)) {
+      // One range query on the primary key per poll: cheap however large the table.
+      std::vector<Document> fresh;
+      {
+        std::lock_guard lock(state_->mu);
+        if (!read_meta(*state_, db_, name_).exists) continue;  // created by its first insert
+        auto st = state_->prepare("SELECT seq, doc FROM " + table_ + " WHERE seq > ? ORDER BY seq");
+        sqlite3_bind_int64(st.get(), 1, last);
+        int rc;
+        while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+          last = sqlite3_column_int64(st.get(), 0);
+          auto d = row_document(st.get(), 1);
+          if (query::matches(d, filter)) fresh.push_back(std::move(d));
+        }
+        if (rc != SQLITE_DONE) state_->fail_sql("tail of " + db_ + "." + name_);
+      }
+      for (const auto& d : fresh) {
+        on_document(d);
+        if (stop.stop_requested()) return;
+      }
+    }
+  }
+
   // How aggregate(pipeline) runs: the SQL and SQLite's plan, or "in process".
   std::string explain_aggregate(const std::vector<Document>& pipeline) {
     aggregate::validate(pipeline);
@@ -871,6 +915,20 @@ class SqliteCollection final : public Collection {
   }
 
  private:
+  // The newest seq (0: none, or no collection yet).
+  std::int64_t max_seq() {
+    std::lock_guard lock(state_->mu);
+    if (!read_meta(*state_, db_, name_).exists) return 0;
+    auto st = state_->prepare("SELECT coalesce(max(seq), 0) FROM " + table_);
+    if (sqlite3_step(st.get()) != SQLITE_ROW) state_->fail_sql("tail of " + db_ + "." + name_);
+    return sqlite3_column_int64(st.get(), 0);
+  }
+
+  static Document row_document(sqlite3_stmt* st, int col) {
+    return Document::from_bson(static_cast<const std::uint8_t*>(sqlite3_column_blob(st, col)),
+                               static_cast<std::size_t>(sqlite3_column_bytes(st, col)));
+  }
+
   // The result of the pipeline's head ($match stages, $group) run as one SQL
   // query, and in `next` the first stage left; nullopt when SQL cannot say it.
   std::optional<std::vector<Document>> group_in_sql(const std::vector<Document>& pipeline, std::size_t& next) {

@@ -3,6 +3,7 @@
 // or 1 (failure) with a sentence a person can act on.
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "cli_helpers.hpp"
@@ -10,6 +11,8 @@
 #include "servers.hpp"
 
 using namespace iotbridge;
+using iotbridge::store::Document;
+using iotbridge::store::open_store;
 using iotbridge::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -362,4 +365,43 @@ TEST_CASE("iotbridge-db: aggregate on every backend", "[store][cli]") {
   auto missing = on({"aggregate"});
   CHECK(missing.code == 2);
   CHECK_THAT(missing.out, Catch::Contains("PIPELINE"));
+}
+
+TEST_CASE("iotbridge-db: tail prints the newest, and -f follows new documents until SIGTERM", "[store][cli][tail]") {
+  REQUIRE(::access(kCli.c_str(), X_OK) == 0);
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "mongodb");
+  if (kind == "mongodb") IOTBRIDGE_REQUIRE_MONGO();
+  INFO("backend: " << kind);
+  Target t(kind);
+  auto store = open_store(t.uri);
+  auto sensors = store->collection(t.db, "sensors");
+  for (int i = 1; i <= 5; ++i)
+    sensors->insert_one(Document::from_json(R"({"topic": "iot/a", "value": )" + std::to_string(i) + "}"));
+  sensors->insert_one(Document::from_json(R"({"topic": "iot/b", "value": 6})"));
+
+  // The newest, oldest of them first; a filter applies before -n.
+  CHECK(t({"tail", "--db", t.db, "-n", "2", "-p", "x"}).code == 2);  // tail has no --projection
+  auto newest = t({"tail", "--db", t.db, "-n", "2"});
+  CHECK(newest.code == 0);
+  CHECK_THAT(newest.out, Catch::Contains("\"value\" : 5 }\n{") && Catch::EndsWith("\"value\" : 6 }\n"));
+  auto filtered = t({"tail", "--db", t.db, R"({"topic": "iot/a"})", "-n", "1"});
+  CHECK_THAT(filtered.out, Catch::EndsWith("\"topic\" : \"iot/a\", \"value\" : 5 }\n"));
+
+  TempDir dir("iotbridge-tail");
+  auto out = dir / "tail.out";
+  auto follower = iotbridge::test::start_tool(
+      {kCli, "--store", t.uri, "tail", "--db", t.db, R"({"topic": "iot/a"})", "-n", "1", "-f"}, out);
+  REQUIRE(iotbridge::test::wait_until(
+      [&] { return iotbridge::test::contains(iotbridge::test::slurp(out), "\"value\" : 5 }"); }));
+  // Stored while tail -f runs: the match appears, the other topic does not.
+  sensors->insert_one(Document::from_json(R"({"topic": "iot/b", "value": 7})"));
+  sensors->insert_one(Document::from_json(R"({"topic": "iot/a", "value": 8, "marker": "new"})"));
+  INFO(iotbridge::test::slurp(out) << iotbridge::test::slurp(out.string() + ".err"));
+  REQUIRE(iotbridge::test::wait_until(
+      [&] { return iotbridge::test::contains(iotbridge::test::slurp(out), "\"marker\" : \"new\""); }));
+  CHECK(follower->terminate() == 0);
+  auto text = iotbridge::test::slurp(out);
+  CHECK(!iotbridge::test::contains(text, "\"value\" : 7"));
+  CHECK(!iotbridge::test::contains(text, "\"value\" : 4"));
+  CHECK(std::count(text.begin(), text.end(), '\n') == 2);  // the newest, then the new one: each once
 }

@@ -16,9 +16,12 @@
 /// Error naming it, never ignored. Messages never contain credentials.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -53,6 +56,18 @@ struct FindOptions {
   Document sort;                       ///< {"value": -1, "reg_date": 1}; default: natural order
   std::int64_t skip = 0;               ///< default 0
   std::int64_t limit = 0;              ///< 0 = no limit
+};
+
+struct TailOptions {
+  /// The newest this many matches are delivered first, oldest of them first
+  /// (like tail -n); 0 for none.
+  std::int64_t last = 10;
+  /// Then keep delivering new matches as they are stored, until stopped.
+  bool follow = false;
+  /// How often polling looks for new documents (SQLite; MongoDB without a
+  /// change stream). One indexed range query per poll, so a short interval
+  /// is cheap; it bounds how late a new document shows.
+  std::chrono::milliseconds poll_interval{200};
 };
 
 struct InsertManyOptions {
@@ -193,6 +208,15 @@ class Collection {
   /// $ifNull $toDate $literal; anything else throws Error naming it. This
   /// default runs every stage in process over find() (for other backends).
   virtual std::unique_ptr<Cursor> aggregate(const std::vector<Document>& pipeline);
+  /// The newest matches, then (options.follow) each new match as it is
+  /// stored, in insertion order, until `stop` is requested: `on_document`
+  /// runs on the calling thread, which this call blocks. SQLite: polls by
+  /// insertion order. MongoDB: a change stream where the server has one (a
+  /// replica set), else polling by _id (ObjectIds grow with time). This
+  /// default polls by _id. Throws Error when the store fails; what
+  /// on_document throws propagates.
+  virtual void tail(const Document& filter, const TailOptions& options,
+                    const std::function<void(const Document&)>& on_document, std::stop_token stop);
 
   // ---- indexes ----
   /// Returns the index name. Creating an existing identical index is a no-op.
