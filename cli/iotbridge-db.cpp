@@ -259,7 +259,7 @@ int main(int argc, char** argv) {
   exp->add_option("--fields,-f", fields_text, "CSV columns, comma separated (default: the first document's fields)");
   add_args(app.add_subcommand("stats", "Document count, size, capped limits and index count of a collection"),
            "[DB COLLECTION]");
-  view::add_view_commands(app, store_uri);  // plot, serve
+  view::add_view_commands(app, {store_uri, db_flag, coll_flag});  // plot, serve
 
   // An unknown verb gets its own message (CLI11 would only say that a
   // subcommand is required).
