@@ -12,8 +12,9 @@
 #include <cstring>
 #include <mutex>
 
+#include "iotbridge/record/metrics.hpp"
+#include "iotbridge/record/report.hpp"
 #include "iotbridge/service/http_endpoint.hpp"
-#include "prometheus_text.hpp"
 
 namespace iotbridge::service {
 
@@ -98,15 +99,6 @@ std::string watched(const record::RecorderStats& s) {
                      s.store_ok, s.intake_paused);
 }
 
-std::string summary_line(const record::RecorderStats& s) {
-  std::string line = fmt::format("stopped after {:.1f} s: received {}, stored {}, pending {}, spooled {}",
-                                 s.uptime_seconds, s.received, s.stored, s.pending, s.spooled);
-  if (s.replayed) line += fmt::format(", replayed {}", s.replayed);
-  if (s.duplicates) line += fmt::format(", duplicates {}", s.duplicates);
-  if (s.rejected) line += fmt::format(", rejected {}", s.rejected);
-  return line;
-}
-
 }  // namespace
 
 struct Service::Impl {
@@ -150,7 +142,7 @@ record::RecorderStats Service::run(std::stop_token stop) {
   std::unique_ptr<HttpEndpoint> http;
   if (im.config.metrics_enabled) {
     HttpHandlers h;
-    h.metrics = [this] { return prometheus_text(stats()); };
+    h.metrics = [this] { return record::to_prometheus(stats()); };
     h.alive = [&im] { return im.looping.load(); };
     h.not_ready = [this]() -> std::optional<std::string> {
       auto s = stats();
@@ -206,7 +198,7 @@ record::RecorderStats Service::run(std::stop_token stop) {
   final_recorder->stop();
   auto final_stats = final_recorder->stats();
   if (http) http->stop();
-  im.print(summary_line(final_stats));
+  im.print(record::summary_line(final_stats));
   return final_stats;
 }
 
@@ -226,24 +218,53 @@ ReloadResult Service::reload() {
     result.message = "reload: not running";
     return result;
   }
-  // Until the recorder changes its routes in place, a changed configuration
-  // restarts it: stop() stores what it holds, the persistent session keeps
-  // what the broker receives meanwhile.
+  const auto& now = im.config.recorder;
+  const auto& want = next.recorder;
+  // Only the routes changed: the running recorder takes them in place (no
+  // reconnect, nothing in flight is lost or stored twice).
+  bool same_connection = now.mqtt.host == want.mqtt.host && now.mqtt.port == want.mqtt.port &&
+                         now.mqtt.client_id == want.mqtt.client_id && now.mqtt.username == want.mqtt.username &&
+                         now.mqtt.password == want.mqtt.password && now.mqtt.protocol == want.mqtt.protocol &&
+                         now.mqtt.clean_session == want.mqtt.clean_session && now.qos == want.qos &&
+                         now.mqtt.tls.enabled == want.mqtt.tls.enabled && now.store_uri == want.store_uri &&
+                         now.spool_dir == want.spool_dir && now.batch_size == want.batch_size &&
+                         now.flush_interval == want.flush_interval && now.queue_capacity == want.queue_capacity &&
+                         now.sync_write_ahead == want.sync_write_ahead && now.spool_max_bytes == want.spool_max_bytes;
   try {
-    recorder->stop();
-    auto fresh = std::make_shared<record::Recorder>(next.recorder);
-    fresh->start();
-    std::lock_guard lock(im.mutex);
-    im.recorder = fresh;
-    im.config = std::move(next);
+    if (same_connection) {
+      recorder->update_routes(next.routes);
+      std::lock_guard lock(im.mutex);
+      im.config.recorder.routes = want.routes;
+      im.config.routes = next.routes;
+      im.config.warnings = next.warnings;
+    } else {
+      // A new connection or store: stop() stores what the recorder holds, the
+      // persistent session keeps what the broker receives meanwhile.
+      recorder->stop();
+      auto fresh = std::make_shared<record::Recorder>(want);
+      try {
+        fresh->start();
+      } catch (const Error&) {
+        auto back = std::make_shared<record::Recorder>(now);  // the running configuration, again
+        back->start();
+        std::lock_guard lock(im.mutex);
+        im.recorder = back;
+        throw;
+      }
+      std::lock_guard lock(im.mutex);
+      im.recorder = fresh;
+      im.config.recorder = want;
+      im.config.routes = next.routes;
+    }
   } catch (const Error& e) {
     ++im.refused;
-    result.message = std::string("reload failed: ") + e.what();
+    result.message = std::string("reload refused, the running configuration stays: ") + e.what();
     return result;
   }
   ++im.applied;
   result.applied = true;
   result.message = "reloaded " + im.config.file.string() + ": " + describe_start(im.config);
+  for (const auto& line : describe_routes(im.config)) result.message += "\n  " + line;
   return result;
 }
 

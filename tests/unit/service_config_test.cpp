@@ -125,7 +125,7 @@ TEST_CASE("the example configuration is read as written", "[config][unit]") {
   CHECK(c.recorder.spool_dir == "spool");
   CHECK(c.metrics_enabled);
   CHECK(c.metrics.to_string() == "127.0.0.1:9464");
-  CHECK(describe_start(c).find("routes climate") != std::string::npos);
+  CHECK(describe_start(c).find("route climate (") != std::string::npos);
 }
 
 TEST_CASE("the metrics address: host:port, IPv6 in brackets", "[config][unit]") {

@@ -58,13 +58,13 @@ struct ListenAddress {
 ListenAddress parse_listen_address(std::string_view text);
 
 struct ServiceConfig {
-  std::filesystem::path file;        ///< the file read ("" for parse_config_text)
-  record::RecorderOptions recorder;  ///< the routes, the connection, the store, durability
-  bool metrics_enabled = false;      ///< [metrics] listen given
-  ListenAddress metrics;             ///< where the HTTP endpoint listens when enabled
-  int metrics_line = 0;              ///< where [metrics] listen is in the file, for errors about it
+  std::filesystem::path file;         ///< the file read ("" for parse_config_text)
+  record::RecorderOptions recorder;   ///< the routes, the connection, the store, durability
+  std::vector<record::Route> routes;  ///< the [[route]]s, in file order (also in recorder.routes)
+  bool metrics_enabled = false;       ///< [metrics] listen given
+  ListenAddress metrics;              ///< where the HTTP endpoint listens when enabled
+  int metrics_line = 0;               ///< where [metrics] listen is in the file, for errors about it
   int metrics_column = 0;
-  std::vector<std::string> route_names;  ///< in file order
   /// Things that are allowed but worth saying (a secret file readable by
   /// others); printed at start.
   std::vector<std::string> warnings;
