@@ -71,4 +71,7 @@ add_test(NAME docs:links COMMAND python3 ${PROJECT_SOURCE_DIR}/tests/docs/links_
 # docs/recorder-config.md against the recorder's key table (--keys), both ways.
 add_test(NAME docs:recorder_keys COMMAND python3 ${PROJECT_SOURCE_DIR}/tests/docs/recorder_keys_test.py
                                          ${PROJECT_SOURCE_DIR}/docs/recorder-config.md $<TARGET_FILE:iotbridge-recorder>)
-set_tests_properties(docs:readme docs:cli_reference docs:links docs:recorder_keys PROPERTIES LABELS docs TIMEOUT 120)
+# The Grafana dashboard and the PromQL of docs/operating.md name only metrics of the table.
+add_test(NAME docs:grafana COMMAND python3 ${PROJECT_SOURCE_DIR}/tests/docs/grafana_test.py ${PROJECT_SOURCE_DIR})
+set_tests_properties(docs:readme docs:cli_reference docs:links docs:recorder_keys docs:grafana PROPERTIES LABELS docs
+                     TIMEOUT 120)

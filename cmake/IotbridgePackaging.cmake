@@ -76,6 +76,8 @@ if(TARGET iotbridge-recorder)
           DESTINATION ${IOTBRIDGE_SYSTEMD_UNIT_DIR})
   install(FILES ${PROJECT_SOURCE_DIR}/packaging/config/recorder.toml DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
   install(FILES ${PROJECT_SOURCE_DIR}/docs/recorder-config.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+  install(FILES ${PROJECT_SOURCE_DIR}/packaging/grafana/iotbridge-recorder.json
+          DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/grafana)
   # The example configuration goes where the unit reads it: /etc/iotbridge for
   # a /usr prefix (the .deb, where it is a conffile), PREFIX/etc/iotbridge for
   # any other (cmake --install --prefix /opt/x never writes to /etc). Decided
