@@ -33,8 +33,9 @@ struct HeldBatch {
 
 class Spool {
  public:
-  // Opens (creating it) the spool journal in `dir`. Throws Error (io).
-  Spool(const std::filesystem::path& dir, std::uint64_t max_bytes, JournalProblemHandler on_problem, bool fsync);
+  // Opens (creating it) the spool journal in `dir` on `fs`. Throws Error (io).
+  Spool(const std::filesystem::path& dir, std::uint64_t max_bytes, JournalProblemHandler on_problem,
+        std::shared_ptr<Fs> fs);
 
   bool has_backlog() const { return journal_.stats().pending_records > 0; }
   // Size on disk while it holds something; 0 once drained.
