@@ -31,6 +31,8 @@ The status line (stderr, every 10 s while the numbers change; --quiet: none):
   pend     accepted, not yet stored              dup     stored already (a replay)
   q        readings queued in memory             retry   store writes retried
   spool    readings written to the disk spool    mqtt up|DOWN, store ok|FAILING
+  shown only when not 0: replayed (from an earlier run), rejected (refused by the store),
+  unmapped (a mapped field missing), unrouted (no route matched), text, binary (payloads kept so)
 Keys of the file: iotbridge-recorder --keys; docs/recorder-config.md.)";
 
 void print_keys() {

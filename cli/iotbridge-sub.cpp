@@ -149,9 +149,10 @@ int run_recorder(const ConnectionFlags& conn, const Connection& connection, cons
   // Connect here first, for mosquitto_sub's exit codes (the CONNACK code when refused).
   if (auto code = connect_client(*client, conn)) return *code;
   record::RecorderStats stats;
-  if (!quiet) std::cerr << record::start_line(o) << std::endl;
   try {
     record::Recorder recorder(o, nullptr, client);
+    recorder.start();  // first, so that the start line follows a start that worked
+    if (!quiet) std::cerr << record::start_line(o) << std::endl;
     StopTimer timer(shutdown, f.timeout_seconds);
     stats = recorder.run(shutdown.token());
   } catch (const Error& e) {

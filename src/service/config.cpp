@@ -621,17 +621,6 @@ ServiceConfig finish(Draft& d, const toml::table& root) {
     c.routes.push_back(std::move(route));
   }
   o.routes = c.routes;
-  // Interim, until this build's Recorder subscribes to RecorderOptions::routes
-  // (the recorder-pipeline work): a single route goes through the single-route
-  // options; several are refused by the Recorder with its own message.
-  if (o.routes.size() == 1) {
-    const auto& only = o.routes.front();
-    o.filters = only.filters;
-    o.database = only.database;
-    o.collection = only.collection;
-    o.document = only.document;
-    o.routes.clear();
-  }
   return c;
 }
 

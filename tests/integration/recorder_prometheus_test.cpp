@@ -124,7 +124,7 @@ TEST_CASE("Prometheus scrapes the recorder: stored = N, store_up 0 during an out
   CHECK_THAT(metrics.second, Catch::Contains("# TYPE iotbridge_readings_stored_total counter"));
 
   Prometheus prometheus(dir, metrics_port);
-  const std::string stored = "sum(iotbridge_readings_stored_total)";
+  const std::string stored = "iotbridge_readings_stored_total{route=\"climate\"}";
   constexpr int kReadings = 250;
   publish(broker, 0, kReadings);
   REQUIRE(prometheus.wait_for(stored, kReadings));
