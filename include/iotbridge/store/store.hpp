@@ -28,10 +28,23 @@
 
 namespace iotbridge::store {
 
+/// A MongoDB 5+ time-series collection: documents bucketed by time (and by
+/// the meta field) on the server. Servers without them (FerretDB 1.x, the
+/// SQLite store) refuse to create one with an Error naming the option.
+struct TimeseriesOptions {
+  std::string time_field = "reg_date";  ///< default "reg_date": a BSON datetime in every document
+  std::string meta_field = "topic";     ///< default "topic": what identifies a series; "" for none
+  std::string granularity = "seconds";  ///< "seconds" (default), "minutes" or "hours": how often a series reports
+};
+
 struct CollectionOptions {
   bool capped = false;
-  std::int64_t size_bytes = 0;     ///< capped: maximum total size in bytes (required when capped)
-  std::int64_t max_documents = 0;  ///< capped: maximum number of documents; 0 = no count limit
+  std::int64_t size_bytes = 0;                  ///< capped: maximum total size in bytes (required when capped)
+  std::int64_t max_documents = 0;               ///< capped: maximum number of documents; 0 = no count limit
+  std::optional<TimeseriesOptions> timeseries;  ///< default none: an ordinary collection
+  /// Time-series only: documents older than this many seconds (by time_field)
+  /// are removed by the server. 0 (default): kept forever.
+  std::int64_t expire_after_seconds = 0;
 };
 
 /// An index on one or more field paths; direction 1 (ascending) or -1.
