@@ -52,12 +52,19 @@ struct IndexSpec {
   std::vector<std::pair<std::string, int>> keys;
   bool unique = false;  ///< default: not unique
   std::string name;     ///< default: MongoDB's "path_1_path2_-1"
+  /// > 0: a TTL index (one field, holding dates): a document whose date is
+  /// more than this many seconds old expires. MongoDB's server removes it
+  /// (about once a minute); the SQLite store and servers without a TTL
+  /// monitor remove it when Collection::delete_expired() is called.
+  /// Default 0: an ordinary index.
+  std::int64_t expire_after_seconds = 0;
 };
 
 struct IndexInfo {
   std::string name;
   std::vector<std::pair<std::string, int>> keys;
   bool unique = false;
+  std::int64_t expire_after_seconds = 0;  ///< > 0: a TTL index (see IndexSpec)
 };
 
 struct FindOptions {
@@ -193,9 +200,25 @@ class Collection {
   virtual std::vector<IndexInfo> list_indexes() = 0;
   virtual void drop_index(const std::string& name) = 0;
 
+  // ---- retention ----
+  /// Removes up to `limit` documents that a TTL index of the collection says
+  /// have expired (its field a date older than expire_after_seconds before
+  /// now), in one short delete, and returns how many: call it in a loop of
+  /// small batches so that inserts never wait long. The SQLite store expires
+  /// documents this way (the recorder calls it on a timer); on MongoDB the
+  /// server does it by itself, and this is the same rule for servers that
+  /// keep TTL indexes without removing anything (FerretDB 1.x).
+  virtual std::int64_t delete_expired(std::int64_t limit);
+
  protected:
   Collection() = default;
 };
+
+/// Deletes up to `limit` documents of `collection` whose `field` is a date
+/// before `cutoff` (one find of their _ids, one delete) and returns how many:
+/// the rule of a TTL index, in a batch small enough not to hold up inserts.
+/// Throws Error as find and delete_many do.
+std::int64_t delete_dated_before(Collection& collection, const std::string& field, DateTime cutoff, std::int64_t limit);
 
 /// What a store reports about a collection (iotbridge-db stats).
 struct CollectionStats {
