@@ -12,7 +12,7 @@
 #include "iotbridge/record/quarantine.hpp"
 #include "iotbridge/record/route.hpp"
 #include "iotbridge/store/open.hpp"
-#include "sha256.hpp"
+#include "record/sha256.hpp"
 
 using namespace iotbridge;
 using namespace iotbridge::record;
