@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "iotbridge/duration.hpp"
 #include "iotbridge/error.hpp"
 #include "iotbridge/shutdown.hpp"
 #include "iotbridge/store/open.hpp"
@@ -482,7 +483,10 @@ int main(int argc, char** argv) {
         for (const auto& info : c->list_indexes()) {
           Document k;
           for (const auto& [path, dir] : info.keys) k.append(path, dir);
-          fmt::print("{} {}{}\n", info.name, k.to_json(), info.unique ? " unique" : "");
+          fmt::print("{} {}{}{}\n", info.name, k.to_json(), info.unique ? " unique" : "",
+                     info.expire_after_seconds > 0
+                         ? " expires after " + format_duration(std::chrono::seconds(info.expire_after_seconds))
+                         : std::string());
         }
       } else {
         IndexSpec spec;
@@ -506,6 +510,15 @@ int main(int argc, char** argv) {
       if (s.capped)
         d.append("maxSize", static_cast<long long>(s.max_size_bytes))
             .append("max", static_cast<long long>(s.max_documents));
+      // Retention: each TTL index ("documents expire 30d after reg_date").
+      for (const auto& info : store->collection(db, coll)->list_indexes())
+        if (info.expire_after_seconds > 0 && info.keys.size() == 1)
+          d.append("retention",
+                   Document()
+                       .append("field", info.keys.front().first)
+                       .append("expireAfterSeconds", static_cast<long long>(info.expire_after_seconds))
+                       .append("expireAfter", format_duration(std::chrono::seconds(info.expire_after_seconds)))
+                       .append("index", info.name));
       fmt::print("{}\n", d.to_pretty_json());
     }
     return 0;
