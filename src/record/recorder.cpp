@@ -31,8 +31,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using store::Document;
 
-// ---- stats ----
-
 namespace {
 
 std::string human_bytes(std::uint64_t n) {
@@ -43,38 +41,6 @@ std::string human_bytes(std::uint64_t n) {
 }
 
 }  // namespace
-
-std::string RecorderStats::to_json() const {
-  auto quoted = [](std::string_view text) {
-    std::string out;
-    iotbridge::detail::append_json_string(out, text);
-    return out;
-  };
-  return fmt::format(
-      "{{\"received\":{},\"replayed\":{},\"stored\":{},\"duplicates\":{},\"rejected\":{},\"pending\":{},"
-      "\"ignored\":{},\"numbers\":{},\"json\":{},\"nulls\":{},\"text_fallbacks\":{},\"binary_fallbacks\":{},"
-      "\"batches\":{},\"retries\":{},\"spooled\":{},\"unspooled\":{},\"spool_bytes\":{},\"journal_errors\":{},"
-      "\"spool_errors\":{},"
-      "\"queue_depth\":{},\"queue_capacity\":{},\"queue_high_water\":{},\"connected\":{},\"reconnects\":{},"
-      "\"store_ok\":{},\"intake_paused\":{},\"last_error\":{},\"uptime_seconds\":{:.3f}}}",
-      received, replayed, stored, duplicates, rejected, pending, ignored, numbers, json, nulls, text_fallbacks,
-      binary_fallbacks, batches, retries, spooled, unspooled, spool_bytes, journal_errors, spool_errors, queue_depth,
-      queue_capacity, queue_high_water, connected ? "true" : "false", reconnects, store_ok ? "true" : "false",
-      intake_paused ? "true" : "false", quoted(last_error), uptime_seconds);
-}
-
-std::string RecorderStats::status_line() const {
-  std::string line = fmt::format("recv {} stored {} pend {} dup {} q {}/{} retry {} spool {} ({}) fb {}t/{}b", received,
-                                 stored, pending, duplicates, queue_depth, queue_capacity, retries, spooled,
-                                 human_bytes(spool_bytes), text_fallbacks, binary_fallbacks);
-  if (replayed) line += fmt::format(" replayed {}", replayed);
-  if (rejected) line += fmt::format(" rejected {}", rejected);
-  line += connected ? " mqtt up" : " mqtt DOWN";
-  line += store_ok ? " store ok" : " store FAILING";
-  if (intake_paused) line += " intake PAUSED (journal disk full)";
-  if (!store_ok && !last_error.empty()) line += ": " + last_error;
-  return line;
-}
 
 // ---- the recorder ----
 
@@ -147,6 +113,7 @@ struct Recorder::Impl {
   explicit Impl(RecorderOptions o) : opts(std::move(o)) {}
 
   RecorderOptions opts;
+  std::vector<Route> routes;
   std::shared_ptr<store::DocumentStore> store;
   std::shared_ptr<store::Collection> collection;
   std::shared_ptr<mqtt::Client> client;
@@ -735,17 +702,37 @@ std::string describe_filters(const std::vector<std::string>& filters) {
   return out;
 }
 
-void check_options(const RecorderOptions& o) {
+// The routes a recorder runs: RecorderOptions::routes, or the single-route
+// options as one route named "default".
+std::vector<Route> effective_routes(const RecorderOptions& o) {
+  if (!o.routes.empty()) {
+    if (!o.filters.empty())
+      throw Error(ErrorCategory::config,
+                  "set either the single-route options (filters) or routes, not both: move the filters into a route");
+    return o.routes;
+  }
   if (o.filters.empty()) throw Error(ErrorCategory::config, "the recorder needs at least one topic filter");
-  for (const auto& f : o.filters) validate_filter(f);
+  Route r;
+  r.filters = o.filters;
+  r.database = o.database;
+  r.collection = o.collection;
+  r.document = o.document;
+  if (r.database.empty() || r.collection.empty())
+    throw Error(ErrorCategory::config, "database and collection names must not be empty");
+  return {r};
+}
+
+void check_options(const RecorderOptions& o) {
+  auto routes = effective_routes(o);
+  for (const auto& r : routes)
+    for (const auto& f : r.filters) validate_filter(f);
+  validate_routes(routes);
   if (o.qos < 0 || o.qos > 2) throw Error(ErrorCategory::config, "qos must be 0, 1 or 2");
   if (o.batch_size == 0) throw Error(ErrorCategory::config, "batch size must be at least 1");
   if (o.queue_capacity == 0) throw Error(ErrorCategory::config, "queue capacity must be at least 1");
   if (o.flush_interval.count() <= 0) throw Error(ErrorCategory::config, "flush interval must be positive");
   if (o.retry_delay_min.count() <= 0 || o.retry_delay_max < o.retry_delay_min)
     throw Error(ErrorCategory::config, "retry delays must be positive, min <= max");
-  if (o.database.empty() || o.collection.empty())
-    throw Error(ErrorCategory::config, "database and collection names must not be empty");
 }
 
 }  // namespace
@@ -754,6 +741,8 @@ Recorder::Recorder(RecorderOptions options, std::shared_ptr<store::DocumentStore
                    std::shared_ptr<mqtt::Client> client)
     : impl_(std::make_unique<Impl>(std::move(options))) {
   check_options(impl_->opts);
+  impl_->routes = effective_routes(impl_->opts);
+  if (impl_->routes.size() > 1) throw Error(ErrorCategory::config, "several routes: not implemented yet in this build");
   impl_->store = std::move(store);
   impl_->client = std::move(client);
 }
@@ -766,6 +755,12 @@ Recorder::~Recorder() {
 }
 
 const RecorderOptions& Recorder::options() const noexcept { return impl_->opts; }
+std::vector<Route> Recorder::routes() const { return impl_->routes; }
+
+void Recorder::update_routes(std::vector<Route>) {
+  throw Error(ErrorCategory::config, "changing the routes of a recorder: not implemented yet in this build");
+}
+
 bool Recorder::running() const noexcept { return impl_->running.load(); }
 
 void Recorder::start() {
@@ -997,6 +992,27 @@ RecorderStats Recorder::stats() const {
   }
   if (d.started_at != Clock::time_point{})
     s.uptime_seconds = std::chrono::duration<double>(Clock::now() - d.started_at).count();
+  RouteStats route;
+  route.name = d.routes.front().name;
+#define IOTBRIDGE_COPY_ROUTE_ROUTE(f) route.f = s.f;
+#define IOTBRIDGE_COPY_ROUTE_GLOBAL(f)
+#define IOTBRIDGE_COPY_ROUTE(type, f, name, scope, status, help) IOTBRIDGE_COPY_ROUTE_##scope(f)
+  IOTBRIDGE_RECORDER_METRICS(IOTBRIDGE_COPY_ROUTE)
+#undef IOTBRIDGE_COPY_ROUTE
+#undef IOTBRIDGE_COPY_ROUTE_GLOBAL
+#undef IOTBRIDGE_COPY_ROUTE_ROUTE
+  for (auto [kind, n] : {std::pair{"number", s.numbers},
+                         {"json", s.json},
+                         {"null", s.nulls},
+                         {"text", s.text_fallbacks},
+                         {"binary", s.binary_fallbacks}})
+    if (n) route.kinds.emplace_back(kind, n);
+  s.routes.push_back(std::move(route));
+  s.messages = s.received;
+  s.batch_seconds.bounds.assign(kBatchSecondsBuckets.begin(), kBatchSecondsBuckets.end());
+  s.batch_seconds.counts.assign(kBatchSecondsBuckets.size() + 1, 0);
+  s.receive_to_store_seconds.bounds.assign(kReceiveToStoreBuckets.begin(), kReceiveToStoreBuckets.end());
+  s.receive_to_store_seconds.counts.assign(kReceiveToStoreBuckets.size() + 1, 0);
   return s;
 }
 
