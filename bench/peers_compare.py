@@ -666,10 +666,20 @@ def targets(results):
                                n, store, o["row"].consumer, fmt_int(o["rate"]), best["row"].label,
                                fmt_int(best["rate"]), o["rate"] / best["rate"], o["cpu"], best["cpu"],
                                min(t["cpu"] for t in theirs), o["rss"], best["rss"], min(t["rss"] for t in theirs)))
-        if "broker" in s and "sub-sqlite" in s:
-            ratio = s["sub-sqlite"]["rate"] / s["broker"]["rate"]
-            out.append("N=%d iotbridge-sub into SQLite at %.2fx the broker's own delivery rate (target >= 0.95x: %s)"
-                       % (n, ratio, "met" if ratio >= 0.95 else "NOT met"))
+        for key in ("sub-sqlite", "recorder-sqlite"):
+            if "broker" not in s or key not in s:
+                continue
+            ratio = s[key]["rate"] / s["broker"]["rate"]
+            # Paired: the consumer and the reference in the same round, minutes apart.
+            rounds = {}
+            for r in results:
+                if r["n"] == n and r["key"] in ("broker", key) and "rate" in r:
+                    rounds.setdefault(r.get("round"), {})[r["key"]] = r["rate"]
+            paired = [x[key] / x["broker"] for x in rounds.values() if len(x) == 2]
+            out.append("N=%d %s into SQLite at %.2fx the broker's own delivery rate (medians; per round %s; "
+                       "target >= 0.95x: %s)" % (n, s[key]["row"].consumer, ratio,
+                                                 ", ".join("%.2fx" % x for x in paired),
+                                                 "met" if ratio >= 0.95 else "NOT met"))
     return out
 
 
@@ -680,8 +690,9 @@ def chart(results, path, n):
     rows = [s for s in summarize(results) if s["n"] == n and "rate" in s]
     if not rows:
         return
-    names = ["%s\n-> %s" % (s["row"].consumer, {"none": "(no store)", "sqlite": "SQLite",
-                                                 "ferretdb": "FerretDB"}[s["row"].store]) for s in rows]
+    names = ["%s\n-> %s%s" % (s["row"].consumer, {"none": "(no store)", "sqlite": "SQLite", "ferretdb": "FerretDB"}
+                                [s["row"].store], "\n(stopped: %s stored)" % fmt_int(s["stored"]) if s["stopped"] else "")
+             for s in rows]
     colors = ["#2b7bba" if s["row"].consumer.startswith("iotbridge") else
               "#999999" if s["key"] == "broker" else "#e0803a" for s in rows]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 0.55 * len(rows) + 1.8), sharey=True)
@@ -694,12 +705,16 @@ def chart(results, path, n):
     a.set_yticks(y)
     a.set_yticklabels(names, fontsize=8)
     cpu = [s["cpu"] or 0 for s in rows]
-    b.barh(y, cpu, color=colors)
-    b.set_xlabel("consumer CPU seconds for %s readings (user+sys; less is better)" % fmt_int(n))
-    for yi, c in zip(y, cpu):
-        b.text(c, yi, " %.1f" % c, va="center", fontsize=8)
+    server = [s["store_cpu"] or 0 for s in rows]
+    b.barh(y, cpu, color=colors, label="consumer")
+    b.barh(y, server, left=cpu, color="white", edgecolor=colors, hatch="///", label="FerretDB server")
+    b.set_xlabel("CPU seconds for %s readings (user+sys; less is better)" % fmt_int(n))
+    for yi, c, f in zip(y, cpu, server):
+        b.text(c + f, yi, " %.1f" % c + (" + %.1f" % f if f else ""), va="center", fontsize=8)
+    b.legend(loc="upper right", fontsize=8)
     a.set_xlim(right=max(s["rate"] for s in rows) * 4)
-    b.set_xlim(right=max(cpu) * 1.2 if max(cpu) > 0 else 1)
+    top = max(c + f for c, f in zip(cpu, server))
+    b.set_xlim(right=top * 1.25 if top > 0 else 1)
     loads = [x for s in rows for x in s["load"]]
     fig.suptitle("MQTT QoS 1 into a store, %s readings, 2 shared cores (load average %.0f-%.0f): "
                  "iotbridge (blue), peers (orange)" % (fmt_int(n), min(loads), max(loads)), fontsize=10)
