@@ -38,7 +38,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -48,6 +47,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True
+from record_compare import free_port, wait_port  # noqa: E402  (the recorder benchmark's port helpers)
 TOPIC = "iot/bench/dev1/temp"
 FILTER = "iot/bench/#"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -95,23 +97,6 @@ TELEGRAF_TUNED_AGENT = '''
 '''
 TELEGRAF_TUNED_INPUT = '''  max_undelivered_messages = 10000
 '''
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 def proc_cpu(pid):
