@@ -237,6 +237,7 @@ int run(int argc, char** argv) {
     if (f.count < 0) throw UsageError("invalid -C count " + std::to_string(f.count) + ": use a positive number.");
     if (f.timeout_seconds < 0) throw UsageError("invalid -W timeout: use a positive number of seconds.");
     if (f.json && !f.format.empty()) throw UsageError("--json and -F choose different outputs: give one of them.");
+    if (auto problem = mqtt::format_problem(f.format)) throw UsageError(*problem);
     if (!f.store.empty()) {
       if (f.verbose || f.json || !f.format.empty() || f.no_eol || f.pretty)
         throw UsageError(

@@ -75,17 +75,19 @@ install(FILES ${PROJECT_SOURCE_DIR}/LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR} 
 # A stripped install (cpack below, cmake --install --strip) strips the tools;
 # CMake leaves a static library alone, whose debug sections are 9/10 of it.
 # --strip-debug keeps the symbol table, so it still links.
-get_target_property(iotbridge_library_type iotbridge TYPE)
-if(iotbridge_library_type STREQUAL "STATIC_LIBRARY" AND CMAKE_STRIP)
-  install(CODE "
-    if(CMAKE_INSTALL_DO_STRIP)
-      set(lib \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/$<TARGET_FILE_NAME:iotbridge>\")
-      execute_process(COMMAND \"${CMAKE_STRIP}\" --strip-debug \"\${lib}\" RESULT_VARIABLE status)
-      if(status)
-        message(FATAL_ERROR \"strip --strip-debug \${lib} failed\")
-      endif()
-    endif()")
-endif()
+foreach(target IN LISTS iotbridge_component_targets)
+  get_target_property(iotbridge_library_type ${target} TYPE)
+  if(iotbridge_library_type STREQUAL "STATIC_LIBRARY" AND CMAKE_STRIP)
+    install(CODE "
+      if(CMAKE_INSTALL_DO_STRIP)
+        set(lib \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/$<TARGET_FILE_NAME:${target}>\")
+        execute_process(COMMAND \"${CMAKE_STRIP}\" --strip-debug \"\${lib}\" RESULT_VARIABLE status)
+        if(status)
+          message(FATAL_ERROR \"strip --strip-debug \${lib} failed\")
+        endif()
+      endif()")
+  endif()
+endforeach()
 
 # ---- CPack: one .deb (only as the top-level project: never a parent's CPack) ----
 if(NOT IOTBRIDGE_IS_TOP_LEVEL)

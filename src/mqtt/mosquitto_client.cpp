@@ -11,8 +11,13 @@
 // across mosquitto_subscribe/unsubscribe so that the SUBACK, handled on the
 // network thread, always finds the mid registered; those calls take only
 // libmosquitto's packet-queue lock, never the callback lock the network thread
-// holds while it calls us. Publishing takes no lock across libmosquitto: an
-// acknowledgement that overtakes its own registration is parked in early_acks_.
+// holds while it calls us. tokens_mutex_ is held across mosquitto_publish_v5 for
+// the same reason: an acknowledgement cannot overtake its registration.
+//
+// Packet ids are 16 bits and libmosquitto queues QoS 0 messages without bound,
+// so ids repeat among QoS 0 messages waiting to be written (more than 65535 of
+// them behind a stalled broker). QoS 0 tokens are therefore not keyed by id:
+// libmosquitto writes its queue in order, so they complete in publish order.
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <netdb.h>
@@ -33,6 +38,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "iotbridge/backoff.hpp"
 #include "iotbridge/error.hpp"
 #include "iotbridge/mqtt/mosquitto.hpp"
 #include "iotbridge/queue.hpp"
@@ -51,6 +57,8 @@ using std::chrono::milliseconds;
 constexpr milliseconds kLoopSlice{50};
 // How long disconnect() waits for DISCONNECT to be written.
 constexpr milliseconds kDisconnectWait{2000};
+constexpr const char* kQos0Lost =
+    "the connection closed before this QoS 0 message was written; QoS 0 is never sent again (use QoS 1)";
 
 std::once_flag g_lib_once;
 void ensure_lib_init() {
@@ -214,7 +222,7 @@ std::string generate_client_id() {
   return id;
 }
 
-void check_options(Options& o) {
+Options check_options(Options o) {
   auto bad = [](const std::string& why) { throw Error(ErrorCategory::config, "invalid MQTT options: " + why); };
   if (o.host.empty()) bad("host is empty");
   if (o.port == 0) o.port = o.tls.enabled ? 8883 : 1883;
@@ -238,6 +246,7 @@ void check_options(Options& o) {
   if (o.max_payload_size > 268435455) bad("max_payload_size exceeds the MQTT limit of 268435455 bytes");
   if (!o.tls.version.empty() && o.tls.version != "tlsv1.3" && o.tls.version != "tlsv1.2" && o.tls.version != "tlsv1.1")
     bad("TLS version must be tlsv1.3, tlsv1.2 or tlsv1.1");
+  return o;
 }
 
 // The network thread of the client running on this thread, if any.
@@ -246,11 +255,11 @@ thread_local std::stop_token t_network_stop;
 
 class MosquittoClient final : public Client {
  public:
-  explicit MosquittoClient(Options options) : options_(std::move(options)) {
-    check_options(options_);
+  explicit MosquittoClient(Options options)
+      : options_(check_options(std::move(options))),
+        backoff_(options_.reconnect_delay_min, options_.reconnect_delay_max) {
     ensure_lib_init();
     client_id_ = options_.client_id.empty() ? generate_client_id() : options_.client_id;
-    backoff_ = options_.reconnect_delay_min;
     mosq_.reset(mosquitto_new(client_id_.c_str(), options_.clean_session, this));
     if (!mosq_) throw Error(ErrorCategory::mqtt, std::string("mosquitto_new failed: ") + std::strerror(errno), errno);
     configure();
@@ -468,6 +477,7 @@ class MosquittoClient final : public Client {
       if (!want_connected_ && !socket_open_)
         throw Error(ErrorCategory::config, "loop_forever() needs connect() or connect_async() first");
       owner_ = Owner::forever;
+      stop_forever_at_.reset();  // a stop that ended an earlier run is not this run's
     }
     {
       std::stop_callback on_stop(stop, [this] {
@@ -507,18 +517,25 @@ class MosquittoClient final : public Client {
 
     if (qos > 0) acquire_slot();
     std::string topic_z(topic);
-    int mid = 0;
-    int rc = mosquitto_publish_v5(mosq_.get(), &mid, topic_z.c_str(), static_cast<int>(payload.size()), payload.data(),
-                                  qos, retain, props.get());
-    // QoS 1/2 while disconnected: libmosquitto keeps the message and sends it
-    // after the next CONNACK, so that counts as accepted.
-    bool accepted = rc == MOSQ_ERR_SUCCESS || (rc == MOSQ_ERR_NO_CONN && qos > 0 && mid != 0);
+    auto state = std::make_shared<detail::TokenState>();
+    int rc;
+    bool accepted;
+    {
+      std::lock_guard lock(tokens_mutex_);
+      int mid = 0;
+      rc = mosquitto_publish_v5(mosq_.get(), &mid, topic_z.c_str(), static_cast<int>(payload.size()), payload.data(),
+                                qos, retain, props.get());
+      // QoS 1/2 while disconnected: libmosquitto keeps the message and sends it
+      // after the next CONNACK, so that counts as accepted.
+      accepted = rc == MOSQ_ERR_SUCCESS || (rc == MOSQ_ERR_NO_CONN && qos > 0 && mid != 0);
+      if (accepted) register_delivery_locked(mid, qos, state);
+    }
     if (!accepted) {
       if (qos > 0) release_slot();
       if (rc == MOSQ_ERR_NO_CONN && qos == 0) return publish_offline(topic, payload, retain, properties);
       throw publish_error(rc, topic, payload.size());
     }
-    return DeliveryToken(register_delivery(mid, qos));
+    return DeliveryToken(state);
   }
 
   // ---- subscribe ----------------------------------------------------------
@@ -816,6 +833,7 @@ class MosquittoClient final : public Client {
   // Starts a TCP (and TLS) connection and queues CONNECT; the CONNACK arrives
   // through the loop. Runs on the owner thread.
   void start_connection() {
+    fail_unwritten_qos0(kQos0Lost);  // connecting clears libmosquitto's packet queue
     connecting_logs_ = true;
     update_log_hook();
     {
@@ -838,26 +856,33 @@ class MosquittoClient final : public Client {
       rc = mosquitto_connect_bind_async(mosq_.get(), options_.host.c_str(), options_.port, keepalive, bind);
     }
     int err = errno;
-    std::lock_guard lock(state_mutex_);
-    if (rc == MOSQ_ERR_SUCCESS) {
-      socket_open_ = true;
-      return;
-    }
-    socket_open_ = false;
-    std::string why = describe(rc, err);
-    if (attempt_active_ && !outcome_.done) {
-      outcome_ = Outcome{true, false, {}, why, rc};
-    } else {
-      log(LogLevel::warning, "cannot connect to " + endpoint() + ": " + why);
-      if (want_connected_ && options_.auto_reconnect) schedule_reconnect_locked();
+    std::optional<std::string> failed;
+    std::optional<milliseconds> retry;
+    {
+      std::lock_guard lock(state_mutex_);
+      if (rc == MOSQ_ERR_SUCCESS) {
+        socket_open_ = true;
+        return;
+      }
+      socket_open_ = false;
+      std::string why = describe(rc, err);
+      if (attempt_active_ && !outcome_.done) {
+        outcome_ = Outcome{true, false, {}, why, rc};
+      } else {
+        failed = "cannot connect to " + endpoint() + ": " + why;
+        if (want_connected_ && options_.auto_reconnect) retry = schedule_reconnect_locked();
+      }
     }
     state_cv_.notify_all();
+    if (failed) log(LogLevel::warning, *failed);
+    log_retry(retry);
   }
 
   // After mosquitto_loop() failed or the socket closed under it.
   void after_loop(int rc, int err) {
     bool closed = mosquitto_socket(mosq_.get()) == -1;
     bool lost_unreported = false;
+    std::optional<milliseconds> retry;
     {
       std::lock_guard lock(state_mutex_);
       if (attempt_active_ && !outcome_.done && rc != MOSQ_ERR_SUCCESS) {
@@ -872,21 +897,31 @@ class MosquittoClient final : public Client {
           lost_unreported = true;
         }
         if (!attempt_active_ && want_connected_ && options_.auto_reconnect && !reconnect_due_)
-          schedule_reconnect_locked();
+          retry = schedule_reconnect_locked();
       }
       state_cv_.notify_all();
     }
+    if (closed) fail_unwritten_qos0(kQos0Lost);
     if (lost_unreported) report_disconnect(rc, err);
+    log_retry(retry);
     if (rc != MOSQ_ERR_SUCCESS && !closed) {
       // An error that left the socket open; do not spin on it.
       std::this_thread::sleep_for(milliseconds(1));
     }
   }
 
-  void schedule_reconnect_locked() {
+  // Jittered (Backoff), so that clients that lost one broker together do not
+  // all come back in the same instant. Returns the delay.
+  milliseconds schedule_reconnect_locked() {
+    milliseconds delay = backoff_.next();
     reconnect_due_ = true;
-    next_attempt_ = Clock::now() + backoff_;
-    backoff_ = std::min(backoff_ * 2, options_.reconnect_delay_max);
+    next_attempt_ = Clock::now() + delay;
+    return delay;
+  }
+
+  void log_retry(std::optional<milliseconds> delay) {
+    if (delay)
+      log(LogLevel::info, "next attempt to connect to " + endpoint() + " in " + std::to_string(delay->count()) + " ms");
   }
 
   std::string describe(int rc, int err) {
@@ -985,7 +1020,7 @@ class MosquittoClient final : public Client {
         std::lock_guard lock(state_mutex_);
         connected_ = true;
         connected_flag_ = true;
-        backoff_ = options_.reconnect_delay_min;
+        backoff_.reset();
         last_connect_ = result;
         if (attempt_active_ && !outcome_.done) outcome_ = Outcome{true, true, result, {}, 0};
       }
@@ -1008,6 +1043,7 @@ class MosquittoClient final : public Client {
 
   void handle_disconnect(int rc, int err) {
     bool was_connected;
+    std::optional<milliseconds> retry;
     {
       std::lock_guard lock(state_mutex_);
       was_connected = connected_;
@@ -1015,10 +1051,12 @@ class MosquittoClient final : public Client {
       connected_flag_ = false;
       socket_open_ = false;
       if (attempt_active_ && !outcome_.done) outcome_ = Outcome{true, false, {}, describe(rc, err), rc};
-      if (!attempt_active_ && want_connected_ && options_.auto_reconnect) schedule_reconnect_locked();
+      if (!attempt_active_ && want_connected_ && options_.auto_reconnect) retry = schedule_reconnect_locked();
     }
     state_cv_.notify_all();
+    fail_unwritten_qos0(kQos0Lost);
     if (was_connected) report_disconnect(rc, err);
+    log_retry(retry);
   }
 
   void report_disconnect(int rc, int err) {
@@ -1082,14 +1120,15 @@ class MosquittoClient final : public Client {
     call_user("on_message", fallback, msg);
   }
 
+  // A PUBACK / PUBCOMP (QoS 1/2), or a QoS 0 message written to the socket.
   void handle_puback(int mid, int reason) {
     Delivery d;
     {
       std::lock_guard lock(tokens_mutex_);
-      auto it = deliveries_.find(mid);
-      if (it == deliveries_.end()) {
-        early_acks_[mid] = reason;
-      } else {
+      if (!unwritten_qos0_.empty() && unwritten_qos0_.front().state->mid == mid) {
+        d = std::move(unwritten_qos0_.front());
+        unwritten_qos0_.pop_front();
+      } else if (auto it = deliveries_.find(mid); it != deliveries_.end()) {
         d = std::move(it->second);
         deliveries_.erase(it);
       }
@@ -1191,6 +1230,13 @@ class MosquittoClient final : public Client {
         mosquitto_subscribe_multiple(mosq_.get(), &mid, static_cast<int>(list.size()), list.data(), qos, 0, nullptr);
     if (rc == MOSQ_ERR_SUCCESS) {
       pending_subs_[mid] = filters;
+      // A token whose filters went out in several packets shows the first one's mid.
+      for (const auto& f : filters)
+        if (auto it = subs_.find(f); it != subs_.end())
+          for (auto& w : it->second.waiters) {
+            int none = 0;
+            w.state->mid.compare_exchange_strong(none, mid);
+          }
     } else if (rc != MOSQ_ERR_NO_CONN) {
       for (const auto& f : filters) {
         if (auto it = subs_.find(f); it != subs_.end()) {
@@ -1273,21 +1319,24 @@ class MosquittoClient final : public Client {
     if (wake) flow_cv_.notify_all();
   }
 
-  std::shared_ptr<detail::TokenState> register_delivery(int mid, int qos) {
-    auto state = std::make_shared<detail::TokenState>();
+  // tokens_mutex_ held, across the mosquitto_publish_v5 that gave `mid`.
+  void register_delivery_locked(int mid, int qos, std::shared_ptr<detail::TokenState> state) {
     state->mid = mid;
-    std::optional<int> early;
+    if (qos == 0)
+      unwritten_qos0_.push_back(Delivery{std::move(state), 0});
+    else
+      deliveries_[mid] = Delivery{std::move(state), qos};
+  }
+
+  // libmosquitto drops the QoS 0 packets it has not written when the socket
+  // closes (and clears its queue on the next connect): their tokens fail now.
+  void fail_unwritten_qos0(const std::string& why) {
+    std::deque<Delivery> lost;
     {
       std::lock_guard lock(tokens_mutex_);
-      if (auto it = early_acks_.find(mid); it != early_acks_.end()) {
-        early = it->second;
-        early_acks_.erase(it);
-      } else {
-        deliveries_[mid] = Delivery{state, qos};
-      }
+      lost.swap(unwritten_qos0_);
     }
-    if (early) finish_delivery(Delivery{state, qos}, *early);
-    return state;
+    for (auto& d : lost) d.state->fail(why);
   }
 
   void finish_delivery(const Delivery& d, int reason) {
@@ -1357,30 +1406,20 @@ class MosquittoClient final : public Client {
       offline_cv_.notify_one();
       PropertyList props;
       if (options_.protocol == Protocol::v5 && !m.properties.empty()) props = make_properties(m.properties);
-      int mid = 0;
-      int rc = mosquitto_publish_v5(mosq_.get(), &mid, m.topic.c_str(), static_cast<int>(m.payload.size()),
-                                    m.payload.data(), 0, m.retain, props.get());
+      int rc;
+      {
+        std::lock_guard lock(tokens_mutex_);
+        int mid = 0;
+        rc = mosquitto_publish_v5(mosq_.get(), &mid, m.topic.c_str(), static_cast<int>(m.payload.size()),
+                                  m.payload.data(), 0, m.retain, props.get());
+        if (rc == MOSQ_ERR_SUCCESS) register_delivery_locked(mid, 0, m.state);
+      }
       if (rc == MOSQ_ERR_NO_CONN) {
         std::lock_guard lock(offline_mutex_);
         offline_.push_front(std::move(m));
         return;
       }
-      if (rc != MOSQ_ERR_SUCCESS) {
-        m.state->fail(publish_error(rc, m.topic, m.payload.size()).what());
-        continue;
-      }
-      m.state->mid = mid;
-      std::optional<int> early;
-      {
-        std::lock_guard lock(tokens_mutex_);
-        if (auto it = early_acks_.find(mid); it != early_acks_.end()) {
-          early = it->second;
-          early_acks_.erase(it);
-        } else {
-          deliveries_[mid] = Delivery{m.state, 0};
-        }
-      }
-      if (early) m.state->complete(*early);
+      if (rc != MOSQ_ERR_SUCCESS) m.state->fail(publish_error(rc, m.topic, m.payload.size()).what());
     }
   }
 
@@ -1391,6 +1430,7 @@ class MosquittoClient final : public Client {
       deliveries.swap(deliveries_);
     }
     for (auto& [mid, d] : deliveries) d.state->fail(why);
+    fail_unwritten_qos0(why);
     std::deque<OfflineMessage> offline;
     {
       std::lock_guard lock(offline_mutex_);
@@ -1432,7 +1472,7 @@ class MosquittoClient final : public Client {
   std::atomic<bool> connected_flag_{false};
   bool reconnect_due_ = false;
   Clock::time_point next_attempt_{};
-  milliseconds backoff_{};
+  Backoff backoff_;  // reconnect delays
   std::uint64_t attempt_ = 0;
   bool attempt_active_ = false;  // a blocking connect() waits for its outcome
   Outcome outcome_;
@@ -1465,8 +1505,8 @@ class MosquittoClient final : public Client {
 
   // Deliveries.
   std::mutex tokens_mutex_;
-  std::unordered_map<int, Delivery> deliveries_;
-  std::unordered_map<int, int> early_acks_;
+  std::unordered_map<int, Delivery> deliveries_;  // QoS 1/2, by packet id
+  std::deque<Delivery> unwritten_qos0_;           // QoS 0, in the order libmosquitto writes them
 
   // Flow control.
   mutable std::mutex flow_mutex_;

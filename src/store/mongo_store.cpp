@@ -4,6 +4,7 @@
 #include <mongoc/mongoc.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <mutex>
 
@@ -21,6 +22,10 @@
 namespace iotbridge::store::detail {
 namespace {
 
+// Set while this thread parses a URI: libmongoc logs why it refuses one
+// ("Port could not be parsed"), and the Error thrown says it already.
+thread_local bool parsing_uri = false;
+
 void init_mongoc_once() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -32,7 +37,7 @@ void init_mongoc_once() {
     mongoc_log_set_handler(
         [](mongoc_log_level_t level, const char* domain, const char* message, void*) {
           // Redacted like every message of ours, in case one quotes a URI.
-          if (level > MONGOC_LOG_LEVEL_CRITICAL) return;
+          if (level > MONGOC_LOG_LEVEL_CRITICAL || parsing_uri) return;
           try {
             std::fprintf(stderr, "libmongoc %s: %s\n", domain, redact_uri(message ? message : "").c_str());
           } catch (...) {  // never throw into libmongoc
@@ -236,7 +241,7 @@ class MongoCollection final : public Collection {
   }
 
   UpdateResult replace_one(const Document& filter, Document replacement, const UpdateOptions& options) override {
-    if (!query::is_replacement(replacement)) fail("replace_one needs a replacement document without $ operators");
+    query::require_replacement(replacement);
     return write_update(filter, replacement, options, 'r');
   }
   UpdateResult update_one(const Document& filter, const Document& update, const UpdateOptions& options) override {
@@ -348,10 +353,7 @@ class MongoCollection final : public Collection {
     return CollPtr(mongoc_client_get_collection(lease.get(), db_.c_str(), name_.c_str()));
   }
 
-  void check_update(const Document& update) {
-    if (query::is_replacement(update))
-      fail("update needs $ operators ($set, $unset, $inc); use replace_one to replace a whole document");
-  }
+  void check_update(const Document& update) { query::require_update_operators(update); }
 
   UpdateResult write_update(const Document& filter, const Document& update, const UpdateOptions& options, char kind) {
     ScopedBson opts;
@@ -508,6 +510,26 @@ class MongoStore final : public DocumentStore {
   std::shared_ptr<Pool> pool_;
 };
 
+// libmongoc accepts hosts such as "[bad" or "bad host" and only fails at the
+// first operation, after serverSelectionTimeoutMS: refuse them up front.
+void check_hosts(const mongoc_uri_t* u, const std::string& shown) {
+  for (const mongoc_host_list_t* h = mongoc_uri_get_hosts(u); h; h = h->next) {
+    std::string host = h->host;
+    bool ok = !host.empty();
+    if (h->family == AF_UNIX) continue;  // a socket path (/tmp/mongodb-27017.sock)
+    for (char c : host) {
+      bool name_char = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+      bool v6_char = h->family == AF_INET6 && (std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '%');
+      if (!name_char && !v6_char) ok = false;
+    }
+    if (!ok)
+      throw Error(ErrorCategory::config,
+                  "bad MongoDB URI '" + shown + "': '" + host +
+                      "' is not a host name, an IPv4 address or an IPv6 address in brackets; write "
+                      "mongodb://host:27017/ or mongodb://[::1]:27017/");
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<DocumentStore> open_mongo(const std::string& uri_text) {
@@ -515,11 +537,14 @@ std::unique_ptr<DocumentStore> open_mongo(const std::string& uri_text) {
   auto pool = std::make_shared<Pool>();
   pool->description = redact_uri(uri_text);
   bson_error_t err;
+  parsing_uri = true;
   pool->uri.reset(mongoc_uri_new_with_error(uri_text.c_str(), &err));
+  parsing_uri = false;
   if (!pool->uri)
     throw Error(ErrorCategory::config, "bad MongoDB URI '" + pool->description + "': " + redact_uri(err.message),
                 static_cast<int>(err.code));
   mongoc_uri_t* u = pool->uri.get();
+  check_hosts(u, pool->description);
   if (!mongoc_uri_has_option(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
     mongoc_uri_set_option_as_int32(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, kDefaultServerSelectionTimeoutMs);
   if (!mongoc_uri_has_option(u, MONGOC_URI_CONNECTTIMEOUTMS))

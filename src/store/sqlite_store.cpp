@@ -683,7 +683,7 @@ class SqliteCollection final : public Collection {
   }
 
   UpdateResult replace_one(const Document& filter, Document replacement, const UpdateOptions& options) override {
-    if (!query::is_replacement(replacement)) fail("replace_one needs a replacement document without $ operators");
+    query::require_replacement(replacement);
     return modify(
         filter, false, options.upsert,
         [&](const Document& old) {
@@ -967,8 +967,7 @@ class SqliteCollection final : public Collection {
   }
 
   UpdateResult update_impl(const Document& filter, const Document& update, const UpdateOptions& options, bool many) {
-    if (query::is_replacement(update))
-      fail("update needs $ operators ($set, $unset, $inc); use replace_one to replace a whole document");
+    query::require_update_operators(update);
     query::validate_update(update);
     return modify(
         filter, many, options.upsert, [&](const Document& old) { return query::apply_update(old, update); },
@@ -1007,10 +1006,12 @@ class SqliteCollection final : public Collection {
 
 class SqliteStore final : public DocumentStore {
  public:
-  SqliteStore(const std::string& path, const std::string& description) : state_(std::make_shared<State>()) {
+  SqliteStore(const std::string& path, const std::string& description, bool read_only)
+      : state_(std::make_shared<State>()) {
     state_->description = description;
     sqlite3* raw = nullptr;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+    int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX |
+                SQLITE_OPEN_URI;
     int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
     state_->db.reset(raw);
     if (rc != SQLITE_OK)
@@ -1021,11 +1022,19 @@ class SqliteStore final : public DocumentStore {
     if (sqlite3_create_function_v2(raw, "bson_get", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, nullptr,
                                    bson_get_fn, nullptr, nullptr, nullptr) != SQLITE_OK)
       state_->fail_sql("registering bson_get");
-    if (path != ":memory:") {
-      state_->exec("PRAGMA journal_mode=WAL");
-      state_->exec("PRAGMA synchronous=NORMAL");
-    }
     try {
+      if (read_only) {
+        // Nothing is created: a file without the catalog is not a store.
+        auto st = state_->prepare("SELECT count(*) FROM sqlite_master WHERE name = '_iotbridge_collections'");
+        if (sqlite3_step(st.get()) != SQLITE_ROW || sqlite3_column_int(st.get(), 0) == 0)
+          throw Error(ErrorCategory::store,
+                      "'" + path + "' is an SQLite file but not an iotbridge store (no _iotbridge_collections table)");
+        return;
+      }
+      if (path != ":memory:") {
+        state_->exec("PRAGMA journal_mode=WAL");
+        state_->exec("PRAGMA synchronous=NORMAL");
+      }
       state_->exec(
           "CREATE TABLE IF NOT EXISTS _iotbridge_collections (db TEXT NOT NULL, name TEXT NOT NULL, "
           "capped INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0, max INTEGER NOT NULL DEFAULT 0, "
@@ -1033,7 +1042,7 @@ class SqliteStore final : public DocumentStore {
           "CREATE TABLE IF NOT EXISTS _iotbridge_indexes (db TEXT NOT NULL, coll TEXT NOT NULL, name TEXT NOT NULL, "
           "keys TEXT NOT NULL, uniq INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (db, coll, name));");
     } catch (const Error& e) {
-      if (e.code() == SQLITE_NOTADB)
+      if ((e.code() & 0xff) == SQLITE_NOTADB)
         throw Error(ErrorCategory::store, "'" + path + "' is not an iotbridge SQLite store (not a database file)",
                     e.code());
       throw;
@@ -1138,8 +1147,8 @@ std::string sqlite_explain(Collection& collection, const Document& filter, const
   return c->explain(filter, options);
 }
 
-std::unique_ptr<DocumentStore> open_sqlite(const std::string& path, const std::string& description) {
-  return std::make_unique<SqliteStore>(path, description);
+std::unique_ptr<DocumentStore> open_sqlite(const std::string& path, const std::string& description, bool read_only) {
+  return std::make_unique<SqliteStore>(path, description, read_only);
 }
 
 }  // namespace iotbridge::store::detail

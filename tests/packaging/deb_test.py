@@ -90,10 +90,14 @@ def check_contents(c, deb, source_dir):
     for tool in TOOLS:
         has(rf"/usr/bin/{tool}", f"the {tool} executable")
         has(rf"/usr/share/man/man1/{tool}\.1\.gz", f"the {tool} man page")
-    has(r"/usr/lib/(.+/)?libiotbridge\.(a|so)", "the library")
+    for component in ("mqtt", "store", "record"):
+        has(rf"/usr/lib/(.+/)?libiotbridge-{component}\.(a|so)", f"the {component} component's library")
+        has(rf"/usr/lib/(.+/)?cmake/iotbridge/iotbridge-{component}-targets\.cmake",
+            f"the {component} component's CMake targets")
+        has(rf"/usr/lib/(.+/)?pkgconfig/iotbridge-{component}\.pc", f"the {component} component's pkg-config file")
     has(r"/usr/lib/(.+/)?cmake/iotbridge/iotbridgeConfig\.cmake", "the CMake package config")
     has(r"/usr/lib/(.+/)?cmake/iotbridge/iotbridgeConfigVersion\.cmake", "the CMake version file")
-    has(r"/usr/lib/(.+/)?cmake/iotbridge/iotbridgeTargets\.cmake", "the CMake targets")
+    has(r"/usr/lib/(.+/)?cmake/iotbridge/iotbridge-all-targets\.cmake", "the CMake targets of iotbridge::iotbridge")
     has(r"/usr/lib/(.+/)?pkgconfig/iotbridge\.pc", "the pkg-config file")
     has(rf"/usr/lib/systemd/system/{re.escape(UNIT)}", "the systemd unit")
     has(r"/usr/share/doc/iotbridge/examples/recorder\.env", "the example environment file")

@@ -172,6 +172,10 @@ class Collection {
   virtual std::unique_ptr<Cursor> find(const Document& filter, const FindOptions& options = {}) = 0;
   std::optional<Document> find_one(const Document& filter, const FindOptions& options = {});
   virtual std::int64_t count_documents(const Document& filter = {}) = 0;
+  /// The distinct values of a dotted path among the matches, as MongoDB's
+  /// distinct: an array contributes each element; sorted in MongoDB's order,
+  /// numbers that compare equal (1, 1.0) count once. Reads every match.
+  std::vector<Value> distinct(const std::string& path, const Document& filter = {});
 
   // ---- indexes ----
   /// Returns the index name. Creating an existing identical index is a no-op.
