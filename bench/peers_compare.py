@@ -611,7 +611,7 @@ def table(results):
         row = s["row"]
         store = {"none": "-", "sqlite": "SQLite", "ferretdb": "FerretDB"}[row.store]
         if s["missing"]:
-            lines.append("| %d | %s | %s | not built (issue 11 not on main yet) | | | | | | | |"
+            lines.append("| %d | %s | %s | not built (no cli/iotbridge-recorder in the build tree) | | | | | | | |"
                          % (s["n"], row.label, store))
             continue
         if "rate" not in s:
