@@ -391,7 +391,7 @@ def check_service_run(c, root, work, args):
             with open(config, "a") as f:
                 f.write('\n[[route]]\nname = "meters"\nfilters = ["meters/#"]\ncollection = "meters"\n')
             os.kill(pid, signal.SIGHUP)  # ExecReload=/bin/kill -HUP $MAINPID
-            reloaded = wait_for(lambda: "reloaded" in open(log_path).read() or "reload refused" in open(log_path).read(),
+            reloaded = wait_for(lambda: "reloaded" in open(log_path).read() and "route meters" in open(log_path).read(),
                                 20)
             c.check(reloaded, "SIGHUP (ExecReload=) re-reads the file and says so", open(log_path).read())
             os.kill(pid, signal.SIGTERM)
