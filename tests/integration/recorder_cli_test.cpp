@@ -138,3 +138,26 @@ TEST_CASE("iotbridge-recorder records, says so, and ends with a summary", "[serv
                         "iot_service", "sensors"});
   CHECK(rows.out == "3\n");
 }
+
+TEST_CASE("iotbridge-sub --store says the same start line and summary, and never ends with mqtt DOWN",
+          "[service][cli]") {
+  TempDir dir("iotbridge-sub-lines");
+  MosquittoServer broker;
+  REQUIRE(run_command({"mosquitto_pub", "-p", std::to_string(broker.port()), "-t", "iot/h/d/temp", "-m", "21.5", "-q",
+                       "1", "-r"}) == 0);
+  auto r = run_tool(with({iotbridge_sub(), "-t", "iot/#", "--store", "sqlite:" + (dir / "r.db").string(), "--spool",
+                          (dir / "spool").string(), "-C", "1", "--stats-interval", "0.05"},
+                         broker_args(broker)));
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK_THAT(r.err, Catch::StartsWith("recording mqtt://127.0.0.1:" + std::to_string(broker.port()) + " -> sqlite:"));
+  CHECK_THAT(r.err, Catch::Contains("route default (iot/# -> iot_service.sensors)"));
+  auto last = r.err.substr(r.err.rfind('\n', r.err.size() - 2) + 1);
+  CHECK_THAT(last, Catch::StartsWith("stopped after") && Catch::Contains("received 1, stored 1, pending 0"));
+  CHECK_THAT(last, !Catch::Contains("DOWN"));
+  auto quiet = run_tool(with({iotbridge_sub(), "-t", "iot/#", "--store", "sqlite:" + (dir / "q.db").string(), "--spool",
+                              (dir / "spool2").string(), "-C", "1", "--quiet"},
+                             broker_args(broker)));
+  CHECK(quiet.code == 0);
+  CHECK(quiet.err.empty());
+}

@@ -336,7 +336,9 @@ def check_service_run(c, root, work, args):
     exe = os.path.join(root, "usr", "bin", "iotbridge-recorder")
     state = os.path.join(work, "var", "lib")
     config = os.path.join(work, "recorder.toml")
-    broker = Mosquitto(args.mosquitto, work)
+    broker_dir = os.path.join(work, "service-broker")  # its own log: the round trip's broker logged a SUBACK already
+    os.makedirs(broker_dir)
+    broker = Mosquitto(args.mosquitto, broker_dir)
     try:
         metrics_port = free_port()
         text = open(os.path.join(root, CONFIG.lstrip("/"))).read()
@@ -379,16 +381,18 @@ def check_service_run(c, root, work, args):
                     return None
                 wait_for(lambda: p.poll() is not None or tracee() is not None, 10)
                 pid = tracee() or p.pid
-            subscribed = wait_for(lambda: p.poll() is not None or broker.logged("Sending SUBACK"), 20)
+            subscribed = wait_for(lambda: p.poll() is not None or broker.logged("Sending SUBACK to iotbridge-recorder"), 20)
             run([os.path.join(root, "usr", "bin", "iotbridge-pub"), "-p", str(broker.port), "-t",
                  "iot/home1/kitchen/temperature", "-m", "24.5", "-q", "1"], c, "a reading is published")
             counted = wait_for(lambda: metrics_value(metrics_port, "iotbridge_readings_stored_total") == 1, 20)
             c.check(subscribed and counted, "the service records the reading: /metrics says "
-                    "iotbridge_readings_stored_total 1", open(log_path).read())
+                    "iotbridge_readings_stored_total 1",
+                    f"subscribed {subscribed}, stored_total {metrics_value(metrics_port, 'iotbridge_readings_stored_total')}"
+                    f"\n{open(log_path).read()}\nbroker log:\n{open(broker.log_path).read()}")
             with open(config, "a") as f:
                 f.write('\n[[route]]\nname = "meters"\nfilters = ["meters/#"]\ncollection = "meters"\n')
             os.kill(pid, signal.SIGHUP)  # ExecReload=/bin/kill -HUP $MAINPID
-            reloaded = wait_for(lambda: "reloaded" in open(log_path).read() or "reload refused" in open(log_path).read(),
+            reloaded = wait_for(lambda: "reloaded" in open(log_path).read() and "route meters" in open(log_path).read(),
                                 20)
             c.check(reloaded, "SIGHUP (ExecReload=) re-reads the file and says so", open(log_path).read())
             os.kill(pid, signal.SIGTERM)
