@@ -33,6 +33,13 @@ HttpEndpoint::HttpEndpoint(const ListenAddress& address, HttpHandlers handlers) 
   server.set_keep_alive_timeout(2);
   server.set_read_timeout(5);
   server.set_write_timeout(5);
+  // httplib's default adds SO_REUSEPORT, with which a second recorder binds a
+  // metrics port already in use and shares it silently: keep only
+  // SO_REUSEADDR (a restart binds at once), so that a port in use is an error.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   server.Get("/metrics", [&h](const httplib::Request&, httplib::Response& res) {
     res.set_content(h.metrics ? h.metrics() : std::string(), kPrometheusType);
   });
