@@ -36,29 +36,56 @@ struct Drops {
   }
 };
 
-// A subscriber through the proxy on `port`, restoring "nf/#" after reconnects.
-std::unique_ptr<mqtt::Client> proxied_subscriber(const MosquittoServer& broker, int port, Collector& got, Drops& drops,
-                                                 std::chrono::seconds keepalive = 60s) {
-  auto o = broker_options(broker);
-  o.port = port;
-  o.keepalive = keepalive;
-  auto c = mqtt::make_mosquitto_client(o);
-  drops.watch(*c);
-  c->subscribe("nf/#", 1, got.handler());
-  c->connect();
-  c->loop_start();
-  return c;
-}
+// Mosquitto with toxiproxy in front ("mqtt"), a subscriber to "nf/#" through
+// the proxy (restoring it after reconnects) and a publisher straight to the
+// broker.
+struct ThroughProxy {
+  MosquittoServer broker;
+  Toxiproxy toxi;
+  int port = toxi.add_proxy("mqtt", broker.port());
+  Collector got;
+  Drops drops;
+  std::unique_ptr<mqtt::Client> sub;
+  std::unique_ptr<mqtt::Client> pub;
 
-// Publishes `payload` directly to the broker until `got` holds `n` messages.
-bool flows(mqtt::Client& pub, Collector& got, std::size_t n, const std::string& payload) {
-  auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    pub.publish("nf/probe", payload, 1).wait();
-    if (got.wait_for(n, 200ms)) return true;
+  explicit ThroughProxy(std::chrono::seconds keepalive) {
+    auto o = broker_options(broker);
+    o.port = port;
+    o.keepalive = keepalive;
+    sub = mqtt::make_mosquitto_client(o);
+    drops.watch(*sub);
+    sub->subscribe("nf/#", 1, got.handler());
+    sub->connect();
+    sub->loop_start();
+    pub = mqtt::make_mosquitto_client(broker_options(broker));
+    pub->connect();
+    pub->loop_start();
   }
-  return false;
-}
+  ~ThroughProxy() {
+    sub->disconnect();
+    pub->disconnect();
+  }
+
+  // Publishes `payload` until the subscriber holds one message more than now.
+  bool flows(const std::string& payload) {
+    auto n = got.messages().size() + 1;
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pub->publish("nf/probe", payload, 1).wait();
+      if (got.wait_for(n, 200ms)) return true;
+    }
+    return false;
+  }
+
+  // After a fault: connected again, and the restored subscription delivers.
+  void check_recovered() {
+    REQUIRE(sub->wait_connected(30s));
+    REQUIRE(flows("after"));
+    CHECK(got.payloads().back() == "after");
+    CHECK(drops.connects >= 2);
+    CHECK(sub->subscriptions() == std::vector<std::string>{"nf/#"});
+  }
+};
 
 }  // namespace
 
@@ -113,64 +140,32 @@ TEST_CASE("network faults: latency and a bandwidth limit slow the client, every 
 
 TEST_CASE("network faults: a connection reset: the client reconnects and resubscribes by itself",
           "[mqtt][integration][fault]") {
-  MosquittoServer broker;
-  Toxiproxy toxi;
-  int port = toxi.add_proxy("mqtt", broker.port());
-  Collector got;
-  Drops drops;
-  auto sub = proxied_subscriber(broker, port, got, drops);
-  auto pub = mqtt::make_mosquitto_client(broker_options(broker));
-  pub->connect();
-  pub->loop_start();
-  REQUIRE(flows(*pub, got, 1, "before"));
-
+  ThroughProxy net(60s);
+  REQUIRE(net.flows("before"));
   // The next bytes towards the client reset its connection.
-  toxi.add_toxic("mqtt", "reset", "reset_peer", "downstream", "{\"timeout\":0}");
-  pub->publish("nf/x", "lost in the reset", 1).wait();
-  REQUIRE(wait_until([&] { return drops.unexpected > 0; }, 30s));
-  toxi.remove_toxic("mqtt", "reset");
-
-  REQUIRE(sub->wait_connected(30s));
-  auto before = got.messages().size();
-  REQUIRE(flows(*pub, got, before + 1, "after"));
-  CHECK(got.payloads().back() == "after");
-  CHECK(drops.connects >= 2);
-  CHECK(sub->subscriptions() == std::vector<std::string>{"nf/#"});
-  sub->disconnect();
-  pub->disconnect();
+  net.toxi.add_toxic("mqtt", "reset", "reset_peer", "downstream", "{\"timeout\":0}");
+  net.pub->publish("nf/x", "lost in the reset", 1).wait();
+  REQUIRE(wait_until([&] { return net.drops.unexpected > 0; }, 30s));
+  net.toxi.remove_toxic("mqtt", "reset");
+  net.check_recovered();
 }
 
 TEST_CASE("network faults: a black hole: keepalive notices, the client reconnects once the path is back",
           "[mqtt][integration][fault]") {
-  MosquittoServer broker;
-  Toxiproxy toxi;
-  int port = toxi.add_proxy("mqtt", broker.port());
-  Collector got;
-  Drops drops;
-  auto sub = proxied_subscriber(broker, port, got, drops, 5s);  // the shortest keepalive: 5 s
-  auto pub = mqtt::make_mosquitto_client(broker_options(broker));
-  pub->connect();
-  pub->loop_start();
-  REQUIRE(flows(*pub, got, 1, "before"));
-
+  ThroughProxy net(5s);  // the shortest keepalive
+  REQUIRE(net.flows("before"));
   // Bytes vanish both ways and the connection stays open: only the missing
   // PINGRESP tells (after one to two keepalive intervals).
-  toxi.add_toxic("mqtt", "hole_up", "timeout", "upstream", "{\"timeout\":0}");
-  toxi.add_toxic("mqtt", "hole_down", "timeout", "downstream", "{\"timeout\":0}");
-  REQUIRE(wait_until([&] { return drops.unexpected > 0; }, 30s));
-  toxi.remove_toxic("mqtt", "hole_up");
-  toxi.remove_toxic("mqtt", "hole_down");
+  net.toxi.add_toxic("mqtt", "hole_up", "timeout", "upstream", "{\"timeout\":0}");
+  net.toxi.add_toxic("mqtt", "hole_down", "timeout", "downstream", "{\"timeout\":0}");
+  REQUIRE(wait_until([&] { return net.drops.unexpected > 0; }, 30s));
+  net.toxi.remove_toxic("mqtt", "hole_up");
+  net.toxi.remove_toxic("mqtt", "hole_down");
   // An attempt made into the hole would wait out its own keepalive: closing
   // every proxied connection sends the next attempt through at once.
-  toxi.set_enabled("mqtt", false);
-  toxi.set_enabled("mqtt", true);
-
-  REQUIRE(sub->wait_connected(30s));
-  auto before = got.messages().size();
-  REQUIRE(flows(*pub, got, before + 1, "after"));
-  CHECK(got.payloads().back() == "after");
-  sub->disconnect();
-  pub->disconnect();
+  net.toxi.set_enabled("mqtt", false);
+  net.toxi.set_enabled("mqtt", true);
+  net.check_recovered();
 }
 
 namespace {
