@@ -11,11 +11,19 @@ then runs, for QoS 0 (200k messages) and QoS 1 (100k messages):
 Prints msg/s and losses per run. Needs Debian's python3-paho-mqtt: run it with
 /usr/bin/python3.
 
+Then the QoS 1 receive row, on a second broker left at Mosquitto's defaults
+(max_queued_messages 1000, max_inflight_messages 20): a burst of --burst
+lines (20k) from mosquitto_pub -l -q 1 while mosquitto_sub -q 1 or
+iotbridge-sub -q 1 (--sub) receives; a subscriber that acknowledges slower
+lets the broker's queue overflow, so it receives fewer. Received counts per
+round, interleaved.
+
 The broker's limits are raised so that a subscriber that falls behind is not
 cut off: max_queued_messages 1000000 (default 1000 drops QoS 1 messages at the
 broker) and max_inflight_messages 20 (the default, stated for the record).
 
   bench/mqtt_compare.py --bench build/test/bench/bench_mqtt_throughput [--qos0 200000] [--qos1 100000]
+      [--sub build/test/cli/iotbridge-sub] [--burst 20000] [--burst-rounds 5]
 """
 import argparse
 import os
@@ -128,6 +136,58 @@ def run_paho(port, qos, count):
     return {"rate": state["n"] / (end - start), "received": state["n"], "note": ""}
 
 
+def start_broker(mosquitto, workdir, name, extra):
+    port = free_port()
+    conf = os.path.join(workdir, name + ".conf")
+    with open(conf, "w") as f:
+        if os.geteuid() == 0:
+            f.write("user root\n")
+        f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n%s" % (port, extra))
+    broker = subprocess.Popen([mosquitto, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return broker, port
+
+
+def stop_broker(broker):
+    broker.send_signal(signal.SIGTERM)
+    try:
+        broker.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        broker.kill()
+
+
+def count_lines(path):
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def run_burst_receive(subscriber, port, count, workdir):
+    """A QoS 1 burst from mosquitto_pub -l into `subscriber` -q 1; returns how many arrived."""
+    lines = os.path.join(workdir, "burst.txt")
+    if not os.path.exists(lines):
+        with open(lines, "w") as f:
+            for i in range(count):
+                f.write("%016d\n" % i)
+    received = os.path.join(workdir, "burst-received.txt")
+    host = ["-h", "127.0.0.1", "-p", str(port)]
+    with open(received, "wb") as out:
+        sub = subprocess.Popen([subscriber] + host + ["-t", "burst/#", "-q", "1"], stdout=out)
+        # Subscribed once a sync message shows up (not timed).
+        while count_lines(received) == 0:
+            subprocess.run(["mosquitto_pub"] + host + ["-t", "burst/sync", "-m", "sync"], check=True)
+            time.sleep(0.05)
+        with open(lines, "rb") as f:
+            subprocess.run(["mosquitto_pub"] + host + ["-t", "burst/x", "-q", "1", "-l"], stdin=f, timeout=600)
+        seen = -1
+        while count_lines(received) != seen:  # until nothing more arrives for a second
+            seen = count_lines(received)
+            time.sleep(1.0)
+        sub.send_signal(signal.SIGTERM)
+        sub.wait(timeout=10)
+    with open(received, "rb") as f:
+        return sum(1 for line in f if line != b"sync\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bench", default="build/test/bench/bench_mqtt_throughput")
@@ -135,22 +195,22 @@ def main():
     ap.add_argument("--qos1", type=int, default=100000)
     ap.add_argument("--skip-paho", action="store_true")
     ap.add_argument("--repeat", type=int, default=3, help="rounds per client; the best is reported")
+    ap.add_argument("--sub", default=None, help="iotbridge-sub (default: ../cli/iotbridge-sub next to --bench)")
+    ap.add_argument("--burst", type=int, default=20000, help="QoS 1 burst for the receive row (0: skip it)")
+    ap.add_argument("--burst-rounds", type=int, default=5)
+    ap.add_argument("--burst-only", action="store_true", help="only the QoS 1 receive row")
     args = ap.parse_args()
+    sub_tool = args.sub or os.path.join(os.path.dirname(os.path.abspath(args.bench)), "..", "cli", "iotbridge-sub")
+    if args.burst_only:
+        return burst_row(args, sub_tool)
     if not os.access(args.bench, os.X_OK):
         raise SystemExit("%s not found: configure with -DIOTBRIDGE_BUILD_BENCH=ON and build it" % args.bench)
     mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
     workdir = tempfile.mkdtemp(prefix="iotbridge-bench-")
-    port = free_port()
-    conf = os.path.join(workdir, "mosquitto.conf")
-    with open(conf, "w") as f:
-        if os.geteuid() == 0:
-            f.write("user root\n")
-        f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
-                "max_queued_messages 1000000\nmax_inflight_messages 20\n" % port)
-    broker = subprocess.Popen([mosquitto, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker, port = start_broker(mosquitto, workdir, "mosquitto",
+                                "max_queued_messages 1000000\nmax_inflight_messages 20\n")
     try:
-        wait_port(port)
         rows = []
         for qos, count in ((0, args.qos0), (1, args.qos1)):
             runners = [("iotbridge", lambda: run_iotbridge(args.bench, port, qos, count)),
@@ -181,11 +241,35 @@ def main():
             print("| %d | %d | %s | %.0f | %d%s |" % (qos, count, name, r["rate"], r["received"],
                                                     " (" + r["note"] + ")" if r["note"] else ""))
     finally:
-        broker.send_signal(signal.SIGTERM)
-        try:
-            broker.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            broker.kill()
+        stop_broker(broker)
+        shutil.rmtree(workdir, ignore_errors=True)
+    if args.burst > 0:
+        burst_row(args, sub_tool)
+
+
+def burst_row(args, sub_tool):
+    """QoS 1 receive at Mosquitto's defaults: mosquitto_sub -q 1 vs iotbridge-sub -q 1."""
+    if not os.access(sub_tool, os.X_OK):
+        raise SystemExit("%s not found: build the iotbridge-sub target or give --sub" % sub_tool)
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    workdir = tempfile.mkdtemp(prefix="iotbridge-bench-")
+    broker, port = start_broker(mosquitto, workdir, "defaults", "")
+    try:
+        got = {"mosquitto_sub -q 1": [], "iotbridge-sub -q 1": []}
+        for _ in range(args.burst_rounds):
+            for name, tool in (("mosquitto_sub -q 1", "mosquitto_sub"), ("iotbridge-sub -q 1", sub_tool)):
+                got[name].append(run_burst_receive(tool, port, args.burst, workdir))
+                print("QoS 1 burst of %d at broker defaults  %-20s received %d" % (args.burst, name, got[name][-1]),
+                      flush=True)
+        print()
+        print("| QoS 1 burst (mosquitto_pub -l -q 1, broker defaults) | messages | receiver | received per round |"
+              " median |")
+        print("|---|---|---|---|---|")
+        for name, counts in got.items():
+            print("| | %d | %s | %s | %d |" % (args.burst, name, ", ".join(str(c) for c in counts),
+                                            sorted(counts)[len(counts) // 2]))
+    finally:
+        stop_broker(broker)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -218,6 +218,11 @@ int run(int argc, char** argv) {
   std::vector<mqtt::Subscription> subscriptions;
   try {
     connection = resolve_connection(conn);
+    // A subscriber writes only acknowledgements: with Nagle's algorithm a
+    // PUBACK can wait for the broker's delayed ACK (up to 40 ms) while the
+    // broker waits for the PUBACK to send more, and at the broker's default
+    // queue limit a QoS 1 burst is then dropped (bench/README.md, QoS 1 burst).
+    connection.options.tcp_nodelay = true;
     if (!f.store_file.empty()) {
       if (!f.store.empty()) throw UsageError("give the store with --store or --store-file, not both.");
       f.store = read_secret_file(f.store_file, "store URI file", connection.warnings);

@@ -125,7 +125,10 @@ struct Options {
 
   /// Send each packet at once instead of letting Nagle's algorithm coalesce
   /// small writes. Lower latency; lower throughput of small QoS 0 messages
-  /// (the broker then reads one segment per message).
+  /// (the broker then reads one segment per message). Turn it on in a client
+  /// that mostly receives QoS 1/2: Nagle holds its small PUBACKs back while
+  /// the broker waits for them, and a broker at its default queue limit then
+  /// drops a burst (measured: bench/README.md, the QoS 1 burst row).
   bool tcp_nodelay = false;  ///< default false
 };
 
