@@ -3,10 +3,14 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <set>
 
+#include "iotbridge/duration.hpp"
 #include "iotbridge/error.hpp"
 #include "iotbridge/record/decoder.hpp"
+#include "iotbridge/record/dedup.hpp"
+#include "iotbridge/record/quarantine.hpp"
 #include "iotbridge/topic.hpp"
 
 namespace iotbridge::record {
@@ -53,7 +57,49 @@ bool safe_field_name(std::string_view name) {
   throw Error(ErrorCategory::config, fmt::format("route '{}': {}: {}", r.name, field, what));
 }
 
+void validate_policies(const Route& r) {
+  if (r.deadband && (!std::isfinite(*r.deadband) || *r.deadband < 0))
+    route_error(r, "deadband", fmt::format("{} must be a finite number >= 0 (0 stores every change)", *r.deadband));
+  if (r.heartbeat.count() < 0) route_error(r, "heartbeat", "must not be negative");
+  if (r.heartbeat.count() > 0 && !r.deadband && !r.on_change)
+    route_error(r, "heartbeat",
+                fmt::format("{} forces a store when nothing was stored, which only happens with deadband or on_change; "
+                            "set one of them or remove heartbeat",
+                            format_duration(r.heartbeat)));
+  if (r.expire_after.count() < 0) route_error(r, "expire_after", "must not be negative");
+  try {
+    DedupKey{r.dedup_key};
+  } catch (const Error& e) {
+    route_error(r, "dedup_key", e.what());
+  }
+  if (quarantine_collection(r) == r.collection)
+    route_error(r, "quarantine", "must not be the route's own collection; default: <collection>_quarantine");
+  if (r.max_document_bytes != 0 && r.max_document_bytes < 64)
+    route_error(r, "max_document_bytes",
+                fmt::format("{} is smaller than any document; 0 keeps the recorder's limit", r.max_document_bytes));
+  if (r.timeseries) {
+    const auto& ts = *r.timeseries;
+    if (ts.time_field.empty()) route_error(r, "timeseries.time_field", "must not be empty (usually \"reg_date\")");
+    if (ts.granularity != "seconds" && ts.granularity != "minutes" && ts.granularity != "hours")
+      route_error(r, "timeseries.granularity",
+                  fmt::format("'{}' is not one of seconds, minutes, hours", ts.granularity));
+    if (ts.meta_field == ts.time_field) route_error(r, "timeseries.meta_field", "must differ from time_field");
+  }
+}
+
 }  // namespace
+
+std::string_view to_string(Route::OnUnmapped policy) noexcept {
+  return policy == Route::OnUnmapped::quarantine ? "quarantine" : "store";
+}
+
+Route::OnUnmapped parse_on_unmapped(std::string_view word) {
+  if (word == "store") return Route::OnUnmapped::store;
+  if (word == "quarantine") return Route::OnUnmapped::quarantine;
+  throw Error(
+      ErrorCategory::config,
+      fmt::format("on_unmapped '{}' is not \"store\" (keep the reading without the field) or \"quarantine\"", word));
+}
 
 JsonPointer::JsonPointer(std::string_view pointer) : text_(pointer) {
   if (pointer.empty()) return;
@@ -153,6 +199,7 @@ void validate_routes(const std::vector<Route>& routes) {
                       fmt::format("pattern '{}' cannot match any topic of filter '{}' (its levels do not fit)",
                                   pattern.pattern(), f));
     }
+    validate_policies(r);
   }
 }
 

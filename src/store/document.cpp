@@ -10,6 +10,7 @@
 #include "iotbridge/error.hpp"
 #include "json_string.hpp"
 #include "store/bson_util.hpp"
+#include "store/json_diagnose.hpp"
 
 namespace iotbridge::store {
 
@@ -126,9 +127,14 @@ Document Document::from_json(std::string_view json) {
   bson_destroy(&d.impl_->b);
   if (!bson_init_from_json(&d.impl_->b, json.data(), static_cast<ssize_t>(json.size()), &err)) {
     bson_init(&d.impl_->b);
-    std::string msg = err.message;
-    if (json.find_first_not_of(" \t\r\n") == std::string_view::npos) msg = "empty input, a JSON object expected";
-    throw Error(ErrorCategory::config, "invalid JSON: " + msg, static_cast<int>(err.code));
+    if (json.find_first_not_of(" \t\r\n") == std::string_view::npos)
+      throw Error(ErrorCategory::config, "invalid JSON: empty input, a JSON object expected",
+                  static_cast<int>(err.code));
+    // libbson's reason names its parser's states ("SPECIAL_EXPECTED"); say
+    // what is wrong in words when the text is not JSON at all.
+    if (auto why = detail::diagnose_json(json))
+      throw Error(ErrorCategory::config, "invalid JSON " + *why, static_cast<int>(err.code));
+    throw Error(ErrorCategory::config, "invalid JSON: " + std::string(err.message), static_cast<int>(err.code));
   }
   return d;
 }

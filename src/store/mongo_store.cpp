@@ -4,6 +4,7 @@
 #include <mongoc/mongoc.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <mutex>
 
@@ -21,6 +22,10 @@
 namespace iotbridge::store::detail {
 namespace {
 
+// Set while this thread parses a URI: libmongoc logs why it refuses one
+// ("Port could not be parsed"), and the Error thrown says it already.
+thread_local bool parsing_uri = false;
+
 void init_mongoc_once() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -32,7 +37,7 @@ void init_mongoc_once() {
     mongoc_log_set_handler(
         [](mongoc_log_level_t level, const char* domain, const char* message, void*) {
           // Redacted like every message of ours, in case one quotes a URI.
-          if (level > MONGOC_LOG_LEVEL_CRITICAL) return;
+          if (level > MONGOC_LOG_LEVEL_CRITICAL || parsing_uri) return;
           try {
             std::fprintf(stderr, "libmongoc %s: %s\n", domain, redact_uri(message ? message : "").c_str());
           } catch (...) {  // never throw into libmongoc
@@ -125,15 +130,20 @@ bool duplicate_of_id(const bson_t* write_error, const std::string& msg) {
 
 class MongoCursor final : public Cursor {
  public:
-  MongoCursor(std::unique_ptr<Lease> lease, CollPtr coll, CursorPtr cursor, std::shared_ptr<Pool> pool)
-      : cursor_(std::move(cursor)), coll_(std::move(coll)), lease_(std::move(lease)), pool_(std::move(pool)) {}
+  MongoCursor(std::unique_ptr<Lease> lease, CollPtr coll, CursorPtr cursor, std::shared_ptr<Pool> pool,
+              const char* what = "find")
+      : cursor_(std::move(cursor)),
+        coll_(std::move(coll)),
+        lease_(std::move(lease)),
+        pool_(std::move(pool)),
+        what_(what) {}
 
   std::optional<Document> next() override {
     if (!cursor_) return std::nullopt;
     const bson_t* doc = nullptr;
     if (mongoc_cursor_next(cursor_.get(), &doc)) return to_document(doc);
     bson_error_t err;
-    if (mongoc_cursor_error(cursor_.get(), &err)) pool_->fail_op("find", err);
+    if (mongoc_cursor_error(cursor_.get(), &err)) pool_->fail_op(what_, err);
     cursor_.reset();
     coll_.reset();
     lease_.reset();
@@ -146,6 +156,7 @@ class MongoCursor final : public Cursor {
   CollPtr coll_;
   std::unique_ptr<Lease> lease_;
   std::shared_ptr<Pool> pool_;
+  const char* what_;
 };
 
 class MongoCollection final : public Collection {
@@ -236,7 +247,7 @@ class MongoCollection final : public Collection {
   }
 
   UpdateResult replace_one(const Document& filter, Document replacement, const UpdateOptions& options) override {
-    if (!query::is_replacement(replacement)) fail("replace_one needs a replacement document without $ operators");
+    query::require_replacement(replacement);
     return write_update(filter, replacement, options, 'r');
   }
   UpdateResult update_one(const Document& filter, const Document& update, const UpdateOptions& options) override {
@@ -272,6 +283,69 @@ class MongoCollection final : public Collection {
     return std::make_unique<MongoCursor>(std::move(lease), std::move(coll), std::move(cursor), pool_);
   }
 
+  std::unique_ptr<Cursor> aggregate(const std::vector<Document>& pipeline) override {
+    // Passed through: the server implements (and judges) every stage.
+    Document wrapped;
+    Array stages;
+    for (const auto& stage : pipeline) stages.push_back(stage);
+    wrapped.append("pipeline", stages);
+    auto lease = std::make_unique<Lease>(pool_);
+    CollPtr coll = get(*lease);
+    bson_t p = view(wrapped);
+    CursorPtr cursor(mongoc_collection_aggregate(coll.get(), MONGOC_QUERY_NONE, &p, nullptr, nullptr));
+    return std::make_unique<MongoCursor>(std::move(lease), std::move(coll), std::move(cursor), pool_, "aggregate");
+  }
+
+  void tail(const Document& filter, const TailOptions& options, const std::function<void(const Document&)>& on_document,
+            std::stop_token stop) override {
+    if (!options.follow) return Collection::tail(filter, options, on_document, stop);
+    // A change stream needs a replica set; opened before the newest
+    // documents are read, so that nothing stored meanwhile is missed.
+    Document match = Document().append("operationType", "insert");
+    for (const auto& [key, value] : prefixed(filter, "fullDocument.").fields()) match.append(key, value);
+    Array stages{Document().append("$match", match)};
+    Document pipeline = Document().append("pipeline", stages);
+    ScopedBson opts;
+    BSON_APPEND_INT64(opts.get(), "maxAwaitTimeMS", options.poll_interval.count());
+    Lease lease(pool_);
+    CollPtr coll = get(lease);
+    bson_t p = view(pipeline);
+    std::unique_ptr<mongoc_change_stream_t, void (*)(mongoc_change_stream_t*)> stream(
+        mongoc_collection_watch(coll.get(), &p, opts.get()), mongoc_change_stream_destroy);
+    bson_error_t err;
+    const bson_t* reply = nullptr;
+    if (mongoc_change_stream_error_document(stream.get(), &err, &reply)) {
+      stream.reset();
+      return Collection::tail(filter, options, on_document, stop);  // no change streams: poll by _id
+    }
+    // The newest documents first (not following), then the stream; an
+    // insert the stream and the newest both saw is delivered once.
+    std::vector<Value> seen;
+    TailOptions newest = options;
+    newest.follow = false;
+    Collection::tail(
+        filter, newest,
+        [&](const Document& d) {
+          if (auto id = d.get("_id")) seen.push_back(*id);
+          on_document(d);
+        },
+        stop);
+    const bson_t* event = nullptr;
+    while (!stop.stop_requested()) {
+      if (mongoc_change_stream_next(stream.get(), &event)) {
+        Document e = to_document(event);
+        auto doc = e.get_document("fullDocument");
+        if (!doc) continue;
+        auto id = doc->get("_id");
+        if (id && std::any_of(seen.begin(), seen.end(), [&](const Value& s) { return compare(s, *id) == 0; })) continue;
+        on_document(*doc);
+        continue;
+      }
+      if (mongoc_change_stream_error_document(stream.get(), &err, &reply)) pool_->fail_op("tail (change stream)", err);
+      seen.clear();  // past the first await, no event can repeat the newest
+    }
+  }
+
   std::int64_t count_documents(const Document& filter) override {
     Lease lease(pool_);
     CollPtr coll = get(lease);
@@ -295,6 +369,10 @@ class MongoCollection final : public Collection {
     bson_append_document_end(&index, &keys);
     BSON_APPEND_UTF8(&index, "name", name.c_str());
     if (spec.unique) BSON_APPEND_BOOL(&index, "unique", true);
+    if (spec.expire_after_seconds > 0) {
+      if (spec.keys.size() != 1) fail("a TTL index (expire_after_seconds) has exactly one field, a date");
+      BSON_APPEND_INT64(&index, "expireAfterSeconds", spec.expire_after_seconds);
+    }
     bson_append_document_end(&indexes, &index);
     bson_append_array_end(cmd.get(), &indexes);
     Lease lease(pool_);
@@ -320,6 +398,7 @@ class MongoCollection final : public Collection {
         for (const auto& [path, dir] : k->fields())
           info.keys.emplace_back(path, dir.is_number() && dir.as_double() < 0 ? -1 : 1);
       info.unique = d.get_bool("unique").value_or(false) || info.name == "_id_";
+      info.expire_after_seconds = d.get_int64("expireAfterSeconds").value_or(0);
       out.push_back(std::move(info));
     }
     bson_error_t err;
@@ -344,14 +423,30 @@ class MongoCollection final : public Collection {
   }
 
  private:
+  // The filter with `prefix` before every field path ($and/$or/$nor recursed),
+  // for matching inside change events.
+  static Document prefixed(const Document& filter, const std::string& prefix) {
+    Document out;
+    for (const auto& [key, value] : filter.fields()) {
+      if (!key.empty() && key[0] == '$' && value.is<Array>()) {
+        Array items;
+        for (const auto& item : value.as_array().values())
+          items.push_back(item.is<Document>() ? Value(prefixed(item.as_document(), prefix)) : item);
+        out.append(key, items);
+      } else if (!key.empty() && key[0] == '$') {
+        out.append(key, value);
+      } else {
+        out.append(prefix + key, value);
+      }
+    }
+    return out;
+  }
+
   CollPtr get(const Lease& lease) {
     return CollPtr(mongoc_client_get_collection(lease.get(), db_.c_str(), name_.c_str()));
   }
 
-  void check_update(const Document& update) {
-    if (query::is_replacement(update))
-      fail("update needs $ operators ($set, $unset, $inc); use replace_one to replace a whole document");
-  }
+  void check_update(const Document& update) { query::require_update_operators(update); }
 
   UpdateResult write_update(const Document& filter, const Document& update, const UpdateOptions& options, char kind) {
     ScopedBson opts;
@@ -440,11 +535,22 @@ class MongoStore final : public DocumentStore {
     check_collection_name(name);
     if (o.capped && o.size_bytes <= 0) fail("a capped collection needs a size in bytes (size > 0)", 72);
     if (!o.capped && (o.size_bytes || o.max_documents)) fail("size and max apply to capped collections only", 72);
+    if (o.expire_after_seconds && !o.timeseries)
+      fail("expire_after_seconds at creation is for time-series collections; use a TTL index (IndexSpec)", 72);
     ScopedBson opts;
     if (o.capped) {
       BSON_APPEND_BOOL(opts.get(), "capped", true);
       BSON_APPEND_INT64(opts.get(), "size", o.size_bytes);
       if (o.max_documents > 0) BSON_APPEND_INT64(opts.get(), "max", o.max_documents);
+    }
+    if (o.timeseries) {
+      bson_t ts;
+      BSON_APPEND_DOCUMENT_BEGIN(opts.get(), "timeseries", &ts);
+      BSON_APPEND_UTF8(&ts, "timeField", o.timeseries->time_field.c_str());
+      if (!o.timeseries->meta_field.empty()) BSON_APPEND_UTF8(&ts, "metaField", o.timeseries->meta_field.c_str());
+      BSON_APPEND_UTF8(&ts, "granularity", o.timeseries->granularity.c_str());
+      bson_append_document_end(opts.get(), &ts);
+      if (o.expire_after_seconds > 0) BSON_APPEND_INT64(opts.get(), "expireAfterSeconds", o.expire_after_seconds);
     }
     Lease lease(pool_);
     DbPtr d(mongoc_client_get_database(lease.get(), db.c_str()));
@@ -508,6 +614,26 @@ class MongoStore final : public DocumentStore {
   std::shared_ptr<Pool> pool_;
 };
 
+// libmongoc accepts hosts such as "[bad" or "bad host" and only fails at the
+// first operation, after serverSelectionTimeoutMS: refuse them up front.
+void check_hosts(const mongoc_uri_t* u, const std::string& shown) {
+  for (const mongoc_host_list_t* h = mongoc_uri_get_hosts(u); h; h = h->next) {
+    std::string host = h->host;
+    bool ok = !host.empty();
+    if (h->family == AF_UNIX) continue;  // a socket path (/tmp/mongodb-27017.sock)
+    for (char c : host) {
+      bool name_char = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+      bool v6_char = h->family == AF_INET6 && (std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '%');
+      if (!name_char && !v6_char) ok = false;
+    }
+    if (!ok)
+      throw Error(ErrorCategory::config,
+                  "bad MongoDB URI '" + shown + "': '" + host +
+                      "' is not a host name, an IPv4 address or an IPv6 address in brackets; write "
+                      "mongodb://host:27017/ or mongodb://[::1]:27017/");
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<DocumentStore> open_mongo(const std::string& uri_text) {
@@ -515,11 +641,14 @@ std::unique_ptr<DocumentStore> open_mongo(const std::string& uri_text) {
   auto pool = std::make_shared<Pool>();
   pool->description = redact_uri(uri_text);
   bson_error_t err;
+  parsing_uri = true;
   pool->uri.reset(mongoc_uri_new_with_error(uri_text.c_str(), &err));
+  parsing_uri = false;
   if (!pool->uri)
     throw Error(ErrorCategory::config, "bad MongoDB URI '" + pool->description + "': " + redact_uri(err.message),
                 static_cast<int>(err.code));
   mongoc_uri_t* u = pool->uri.get();
+  check_hosts(u, pool->description);
   if (!mongoc_uri_has_option(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
     mongoc_uri_set_option_as_int32(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, kDefaultServerSelectionTimeoutMs);
   if (!mongoc_uri_has_option(u, MONGOC_URI_CONNECTTIMEOUTMS))

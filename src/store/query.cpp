@@ -223,6 +223,20 @@ bool is_replacement(const Document& update) {
   return !ops;
 }
 
+void require_update_operators(const Document& update) {
+  if (is_replacement(update))
+    fail(
+        "an update needs $ operators ($set, $unset, $inc), e.g. {\"$set\": {\"name\": \"x\"}}; a document without "
+        "them replaces the whole match: Collection::replace_one (iotbridge-db replace)");
+}
+
+void require_replacement(const Document& replacement) {
+  if (!is_replacement(replacement))
+    fail(
+        "a replacement is a whole document without $ operators; to change some fields use update_one "
+        "(iotbridge-db update) with $set, $unset or $inc");
+}
+
 void validate_update(const Document& update) {
   if (update.empty()) fail("an update needs at least one operator ($set, $unset, $inc)");
   for (const auto& [op, arg] : update.fields()) {

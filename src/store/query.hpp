@@ -23,6 +23,10 @@ std::vector<Value> resolve(const Document& doc, const std::string& path, bool ex
 // True when `update` is a replacement (no $ operators), false when it has only
 // operators; throws when mixed or empty.
 bool is_replacement(const Document& update);
+// Throws Error when `update` has no $ operators (a replacement), saying how
+// to write one and where replacing belongs; when `replacement` has some.
+void require_update_operators(const Document& update);
+void require_replacement(const Document& replacement);
 // Throws Error naming an unsupported update operator.
 void validate_update(const Document& update);
 // Applies $set/$unset/$inc; returns the new document (the _id cannot change).

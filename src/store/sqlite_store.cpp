@@ -26,10 +26,14 @@
 
 #include "iotbridge/error.hpp"
 #include "iotbridge/store/store.hpp"
+#include "store/aggregate.hpp"
 #include "store/backends.hpp"
 #include "store/bson_util.hpp"
 #include "store/query.hpp"
+#include "store/sqlite_aggregate.hpp"
 #include "store/sqlite_keys.hpp"
+#include "store/tail_wait.hpp"
+#include "store/vector_cursor.hpp"
 
 namespace iotbridge::store::detail {
 
@@ -683,7 +687,7 @@ class SqliteCollection final : public Collection {
   }
 
   UpdateResult replace_one(const Document& filter, Document replacement, const UpdateOptions& options) override {
-    if (!query::is_replacement(replacement)) fail("replace_one needs a replacement document without $ operators");
+    query::require_replacement(replacement);
     return modify(
         filter, false, options.upsert,
         [&](const Document& old) {
@@ -752,6 +756,75 @@ class SqliteCollection final : public Collection {
     return plan;
   }
 
+  std::unique_ptr<Cursor> aggregate(const std::vector<Document>& pipeline) override {
+    aggregate::validate(pipeline);
+    std::size_t next = 0;
+    auto grouped = group_in_sql(pipeline, next);
+    if (!grouped) return Collection::aggregate(pipeline);  // every stage in process, over find()
+    return std::make_unique<VectorCursor>(aggregate::run(std::move(*grouped), pipeline, next));
+  }
+
+  void tail(const Document& filter, const TailOptions& options, const std::function<void(const Document&)>& on_document,
+            std::stop_token stop) override {
+    query::validate_filter(filter);
+    // Insertion order is seq: everything up to the baseline is already there.
+    std::int64_t last = max_seq();
+    if (options.last > 0 && last > 0) {
+      std::vector<Document> newest;
+      {
+        std::lock_guard lock(state_->mu);
+        auto st = state_->prepare("SELECT doc FROM " + table_ + " WHERE seq <= ? ORDER BY seq DESC");
+        sqlite3_bind_int64(st.get(), 1, last);
+        int rc;
+        while (static_cast<std::int64_t>(newest.size()) < options.last && (rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+          auto d = row_document(st.get(), 0);
+          if (query::matches(d, filter)) newest.push_back(std::move(d));
+        }
+      }
+      for (auto it = newest.rbegin(); it != newest.rend(); ++it) on_document(*it);
+    }
+    if (!options.follow) return;
+    while (wait_for_stop(stop, options.poll_interval)) {
+      // One range query on the primary key per poll: cheap however large the table.
+      std::vector<Document> fresh;
+      {
+        std::lock_guard lock(state_->mu);
+        if (!read_meta(*state_, db_, name_).exists) continue;  // created by its first insert
+        auto st = state_->prepare("SELECT seq, doc FROM " + table_ + " WHERE seq > ? ORDER BY seq");
+        sqlite3_bind_int64(st.get(), 1, last);
+        int rc;
+        while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+          last = sqlite3_column_int64(st.get(), 0);
+          auto d = row_document(st.get(), 1);
+          if (query::matches(d, filter)) fresh.push_back(std::move(d));
+        }
+        if (rc != SQLITE_DONE) state_->fail_sql("tail of " + db_ + "." + name_);
+      }
+      for (const auto& d : fresh) {
+        on_document(d);
+        if (stop.stop_requested()) return;
+      }
+    }
+  }
+
+  // How aggregate(pipeline) runs: the SQL and SQLite's plan, or "in process".
+  std::string explain_aggregate(const std::vector<Document>& pipeline) {
+    aggregate::validate(pipeline);
+    std::lock_guard lock(state_->mu);
+    Meta meta = read_meta(*state_, db_, name_);
+    if (!meta.exists) return "no such collection";
+    auto plan = plan_group(pipeline, meta.array_keys);
+    SqlFilter where(plan ? plan->filter : Document(), meta);
+    if (!plan || !where.exact()) return "in process";
+    std::string sql = group_sql(*plan, where);
+    auto st = state_->prepare("EXPLAIN QUERY PLAN " + sql);
+    where.bind(st.get());
+    std::string out = "SQL: " + sql + "\n";
+    while (sqlite3_step(st.get()) == SQLITE_ROW)
+      out += "PLAN: " + std::string(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 3))) + "\n";
+    return out;
+  }
+
   std::int64_t count_documents(const Document& filter) override {
     query::validate_filter(filter);
     if (filter.empty()) {
@@ -773,6 +846,8 @@ class SqliteCollection final : public Collection {
       if (path.empty() || path[0] == '$') fail("invalid index field path '" + path + "'");
       if (dir != 1 && dir != -1) fail("index direction for '" + path + "' must be 1 or -1");
     }
+    if (spec.expire_after_seconds > 0 && spec.keys.size() != 1)
+      fail("a TTL index (expire_after_seconds) has exactly one field, a date");
     std::string name = spec.name.empty() ? default_index_name(spec.keys) : spec.name;
     std::string keys_text;
     for (const auto& [path, dir] : spec.keys) keys_text += path + "\t" + std::to_string(dir) + "\n";
@@ -784,7 +859,8 @@ class SqliteCollection final : public Collection {
     bind3(existing.get(), name);
     if (sqlite3_step(existing.get()) == SQLITE_ROW) {
       std::string old = reinterpret_cast<const char*>(sqlite3_column_text(existing.get(), 0));
-      if (old != keys_text || (sqlite3_column_int(existing.get(), 1) != 0) != spec.unique)
+      if (old != keys_text || (sqlite3_column_int(existing.get(), 1) != 0) != spec.unique ||
+          ttl_of(name) != spec.expire_after_seconds)
         fail("an index named '" + name + "' already exists on " + db_ + "." + name_ + " with other keys or options",
              85);
       return name;
@@ -800,6 +876,12 @@ class SqliteCollection final : public Collection {
     sqlite3_bind_text(ins.get(), 4, keys_text.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(ins.get(), 5, spec.unique ? 1 : 0);
     state_->run(ins.get(), "recording index " + name);
+    if (spec.expire_after_seconds > 0) {
+      auto ttl = state_->prepare("INSERT INTO _iotbridge_ttl(db, coll, name, seconds) VALUES (?, ?, ?, ?)");
+      bind3(ttl.get(), name);
+      sqlite3_bind_int64(ttl.get(), 4, spec.expire_after_seconds);
+      state_->run(ttl.get(), "recording the TTL of index " + name);
+    }
     tx.commit();
     return name;
   }
@@ -809,8 +891,9 @@ class SqliteCollection final : public Collection {
     std::vector<IndexInfo> out;
     if (!read_meta(*state_, db_, name_).exists) return out;
     out.push_back(IndexInfo{"_id_", {{"_id", 1}}, true});
-    auto st =
-        state_->prepare("SELECT name, keys, uniq FROM _iotbridge_indexes WHERE db = ? AND coll = ? ORDER BY name");
+    auto st = state_->prepare(
+        "SELECT i.name, i.keys, i.uniq, coalesce(t.seconds, 0) FROM _iotbridge_indexes i LEFT JOIN _iotbridge_ttl t "
+        "ON t.db = i.db AND t.coll = i.coll AND t.name = i.name WHERE i.db = ? AND i.coll = ? ORDER BY i.name");
     sqlite3_bind_text(st.get(), 1, db_.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st.get(), 2, name_.c_str(), -1, SQLITE_TRANSIENT);
     while (sqlite3_step(st.get()) == SQLITE_ROW) {
@@ -823,9 +906,17 @@ class SqliteCollection final : public Collection {
         if (tab != std::string::npos) info.keys.emplace_back(line.substr(0, tab), std::stoi(line.substr(tab + 1)));
       }
       info.unique = sqlite3_column_int(st.get(), 2) != 0;
+      info.expire_after_seconds = sqlite3_column_int64(st.get(), 3);
       out.push_back(std::move(info));
     }
     return out;
+  }
+
+  // The TTL of index `name` (0: none). Call with the mutex held.
+  std::int64_t ttl_of(const std::string& name) {
+    auto st = state_->prepare("SELECT seconds FROM _iotbridge_ttl WHERE db = ? AND coll = ? AND name = ?");
+    bind3(st.get(), name);
+    return sqlite3_step(st.get()) == SQLITE_ROW ? sqlite3_column_int64(st.get(), 0) : 0;
   }
 
   void drop_index(const std::string& name) override {
@@ -837,11 +928,53 @@ class SqliteCollection final : public Collection {
     state_->run(del.get(), "dropping index " + name);
     if (sqlite3_changes(state_->handle()) == 0)
       fail("index not found with name [" + name + "] on " + db_ + "." + name_, 27);
+    auto ttl = state_->prepare("DELETE FROM _iotbridge_ttl WHERE db = ? AND coll = ? AND name = ?");
+    bind3(ttl.get(), name);
+    state_->run(ttl.get(), "dropping the TTL of index " + name);
     state_->exec("DROP INDEX IF EXISTS " + quote_ident(db_ + "." + name_ + "$" + name));
     tx.commit();
   }
 
  private:
+  // The newest seq (0: none, or no collection yet).
+  std::int64_t max_seq() {
+    std::lock_guard lock(state_->mu);
+    if (!read_meta(*state_, db_, name_).exists) return 0;
+    auto st = state_->prepare("SELECT coalesce(max(seq), 0) FROM " + table_);
+    if (sqlite3_step(st.get()) != SQLITE_ROW) state_->fail_sql("tail of " + db_ + "." + name_);
+    return sqlite3_column_int64(st.get(), 0);
+  }
+
+  static Document row_document(sqlite3_stmt* st, int col) {
+    return Document::from_bson(static_cast<const std::uint8_t*>(sqlite3_column_blob(st, col)),
+                               static_cast<std::size_t>(sqlite3_column_bytes(st, col)));
+  }
+
+  // The result of the pipeline's head ($match stages, $group) run as one SQL
+  // query, and in `next` the first stage left; nullopt when SQL cannot say it.
+  std::optional<std::vector<Document>> group_in_sql(const std::vector<Document>& pipeline, std::size_t& next) {
+    std::lock_guard lock(state_->mu);
+    Meta meta = read_meta(*state_, db_, name_);
+    if (!meta.exists) return std::vector<Document>{};
+    auto plan = plan_group(pipeline, meta.array_keys);
+    if (!plan) return std::nullopt;
+    SqlFilter where(plan->filter, meta);
+    if (!where.exact()) return std::nullopt;
+    auto st = state_->prepare(group_sql(*plan, where));
+    where.bind(st.get());
+    std::vector<Document> grouped;
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW)
+      if (!plan->group_by.empty() || plan->has_input(st.get())) grouped.push_back(plan->row(st.get()));
+    if (rc != SQLITE_DONE) state_->fail_sql("aggregate on " + db_ + "." + name_);
+    next = plan->next_stage;
+    return grouped;
+  }
+
+  std::string group_sql(const GroupQuery& plan, const SqlFilter& where) const {
+    return "SELECT " + plan.select + " FROM " + table_ + " WHERE " + where.where() + plan.group_by;
+  }
+
   std::string select_sql(const SqlFilter& where, const FindOptions& options, const Meta& meta, bool& in_memory) {
     std::string order;
     for (const auto& [path, dir] : options.sort.fields()) {
@@ -967,8 +1100,7 @@ class SqliteCollection final : public Collection {
   }
 
   UpdateResult update_impl(const Document& filter, const Document& update, const UpdateOptions& options, bool many) {
-    if (query::is_replacement(update))
-      fail("update needs $ operators ($set, $unset, $inc); use replace_one to replace a whole document");
+    query::require_update_operators(update);
     query::validate_update(update);
     return modify(
         filter, many, options.upsert, [&](const Document& old) { return query::apply_update(old, update); },
@@ -1007,10 +1139,12 @@ class SqliteCollection final : public Collection {
 
 class SqliteStore final : public DocumentStore {
  public:
-  SqliteStore(const std::string& path, const std::string& description) : state_(std::make_shared<State>()) {
+  SqliteStore(const std::string& path, const std::string& description, bool read_only)
+      : state_(std::make_shared<State>()) {
     state_->description = description;
     sqlite3* raw = nullptr;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+    int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX |
+                SQLITE_OPEN_URI;
     int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
     state_->db.reset(raw);
     if (rc != SQLITE_OK)
@@ -1021,19 +1155,31 @@ class SqliteStore final : public DocumentStore {
     if (sqlite3_create_function_v2(raw, "bson_get", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, nullptr,
                                    bson_get_fn, nullptr, nullptr, nullptr) != SQLITE_OK)
       state_->fail_sql("registering bson_get");
-    if (path != ":memory:") {
-      state_->exec("PRAGMA journal_mode=WAL");
-      state_->exec("PRAGMA synchronous=NORMAL");
-    }
+    if (register_aggregate_functions(raw) != SQLITE_OK) state_->fail_sql("registering the aggregation functions");
     try {
+      if (read_only) {
+        // Nothing is created: a file without the catalog is not a store.
+        auto st = state_->prepare("SELECT count(*) FROM sqlite_master WHERE name = '_iotbridge_collections'");
+        if (sqlite3_step(st.get()) != SQLITE_ROW || sqlite3_column_int(st.get(), 0) == 0)
+          throw Error(ErrorCategory::store,
+                      "'" + path + "' is an SQLite file but not an iotbridge store (no _iotbridge_collections table)");
+        return;
+      }
+      if (path != ":memory:") {
+        state_->exec("PRAGMA journal_mode=WAL");
+        state_->exec("PRAGMA synchronous=NORMAL");
+      }
       state_->exec(
           "CREATE TABLE IF NOT EXISTS _iotbridge_collections (db TEXT NOT NULL, name TEXT NOT NULL, "
           "capped INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0, max INTEGER NOT NULL DEFAULT 0, "
           "array_keys TEXT NOT NULL DEFAULT '', PRIMARY KEY (db, name));"
           "CREATE TABLE IF NOT EXISTS _iotbridge_indexes (db TEXT NOT NULL, coll TEXT NOT NULL, name TEXT NOT NULL, "
-          "keys TEXT NOT NULL, uniq INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (db, coll, name));");
+          "keys TEXT NOT NULL, uniq INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (db, coll, name));"
+          // TTL indexes: beside _iotbridge_indexes, so that files of earlier versions need no migration.
+          "CREATE TABLE IF NOT EXISTS _iotbridge_ttl (db TEXT NOT NULL, coll TEXT NOT NULL, name TEXT NOT NULL, "
+          "seconds INTEGER NOT NULL, PRIMARY KEY (db, coll, name));");
     } catch (const Error& e) {
-      if (e.code() == SQLITE_NOTADB)
+      if ((e.code() & 0xff) == SQLITE_NOTADB)
         throw Error(ErrorCategory::store, "'" + path + "' is not an iotbridge SQLite store (not a database file)",
                     e.code());
       throw;
@@ -1059,6 +1205,11 @@ class SqliteStore final : public DocumentStore {
     check_collection_name(name);
     if (o.capped && o.size_bytes <= 0) fail("a capped collection needs a size in bytes (size > 0)", 72);
     if (!o.capped && (o.size_bytes || o.max_documents)) fail("size and max apply to capped collections only", 72);
+    if (o.timeseries || o.expire_after_seconds)
+      fail(
+          "the SQLite store has no time-series collections (a MongoDB 5+ feature): remove the timeseries option; "
+          "expiry works without it (a TTL index, expire_after)",
+          72);
     std::lock_guard lock(state_->mu);
     Transaction tx(*state_);
     if (read_meta(*state_, db, name).exists) fail("collection " + db + "." + name + " already exists", 48);
@@ -1079,6 +1230,10 @@ class SqliteStore final : public DocumentStore {
     sqlite3_bind_text(ix.get(), 1, db.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(ix.get(), 2, name.c_str(), -1, SQLITE_TRANSIENT);
     state_->run(ix.get(), "dropping indexes of " + db + "." + name);
+    auto ttl = state_->prepare("DELETE FROM _iotbridge_ttl WHERE db = ? AND coll = ?");
+    sqlite3_bind_text(ttl.get(), 1, db.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(ttl.get(), 2, name.c_str(), -1, SQLITE_TRANSIENT);
+    state_->run(ttl.get(), "dropping the TTLs of " + db + "." + name);
     tx.commit();
     return true;
   }
@@ -1138,8 +1293,14 @@ std::string sqlite_explain(Collection& collection, const Document& filter, const
   return c->explain(filter, options);
 }
 
-std::unique_ptr<DocumentStore> open_sqlite(const std::string& path, const std::string& description) {
-  return std::make_unique<SqliteStore>(path, description);
+std::string sqlite_explain_aggregate(Collection& collection, const std::vector<Document>& pipeline) {
+  auto* c = dynamic_cast<SqliteCollection*>(&collection);
+  if (!c) fail("sqlite_explain_aggregate needs a collection of the SQLite backend");
+  return c->explain_aggregate(pipeline);
+}
+
+std::unique_ptr<DocumentStore> open_sqlite(const std::string& path, const std::string& description, bool read_only) {
+  return std::make_unique<SqliteStore>(path, description, read_only);
 }
 
 }  // namespace iotbridge::store::detail

@@ -321,6 +321,15 @@ TEST_CASE("example store_crud: every step's result on SQLite and MongoDB", "[exa
   if (backend == "mongodb") store->drop_database(database);
 }
 
+TEST_CASE("example testing_handlers: the thermostat's checks pass against the fake broker, no broker needed",
+          "[examples]") {
+  std::string out;
+  REQUIRE(run_command({example("testing_handlers")}, &out) == 0);
+  CHECK_THAT(out, Catch::Contains("ok   a cold kitchen switches its heater on (retained)"));
+  CHECK_THAT(out, Catch::Contains("ok   after a dropped connection it still answers"));
+  CHECK_THAT(out, Catch::Contains("0 of 4 checks failed"));
+}
+
 TEST_CASE("examples: each opens with what it teaches and how to run it, and has a tutorial", "[examples]") {
   const fs::path source_dir = fs::path(IOTBRIDGE_SOURCE_DIR);
   const std::string index = slurp(source_dir / "docs/examples/README.md");

@@ -173,7 +173,7 @@ TEST_CASE("open_store: bad URIs say what is wrong, credentials are redacted", "[
   std::string slash = message("mongodb://user:hunter/2@host/");
   CHECK_THAT(slash, Catch::Contains("bad MongoDB URI"));
   CHECK_THAT(slash, !Catch::Contains("hunter"));
-  CHECK_THAT(message("sqlite:/nonexistent-dir/x/y.db"), Catch::Contains("cannot open"));
+  CHECK_THAT(message("sqlite:/nonexistent-dir/x/y.db"), Catch::Contains("folder") && Catch::Contains("does not exist"));
 }
 
 TEST_CASE("open_store: a mongodb+srv name that does not resolve says so, without the password", "[store][open]") {

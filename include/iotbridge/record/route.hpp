@@ -18,6 +18,9 @@
 /// (config); resolving never throws.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +29,7 @@
 
 #include "iotbridge/record/payload.hpp"
 #include "iotbridge/store/document.hpp"
+#include "iotbridge/store/store.hpp"
 
 namespace iotbridge::record {
 
@@ -74,14 +78,59 @@ struct Route {
   /// true). False keeps only the mapped fields (payloads that are not JSON
   /// objects still keep their value: nothing would be left of them).
   bool keep_payload = true;
+
+  // ---- what is kept (docs/recorder.md, "Policies"); the names are the
+  // ---- [[route]] keys of iotbridge-recorder's configuration file ----
+
+  /// Where readings the store refuses go (quarantine.hpp). Default "":
+  /// "<collection>_quarantine" in the route's database.
+  std::string quarantine;
+  /// A reading that lacks a mapped field: stored without it (default), or
+  /// quarantined (reason "unmapped").
+  enum class OnUnmapped { store, quarantine };
+  OnUnmapped on_unmapped = OnUnmapped::store;
+  /// A document larger than this (BSON bytes) is quarantined (reason
+  /// "too_large") instead of inserted. 0 (default): the recorder's
+  /// RecorderOptions::max_document_bytes.
+  std::size_t max_document_bytes = 0;
+  /// Documents older than this, by reg_date (or the route's payload
+  /// timestamp field when it stores one), are removed. 0 (default): kept
+  /// forever. MongoDB: a TTL index; SQLite and servers without TTL indexes:
+  /// the recorder deletes them in small batches.
+  std::chrono::seconds expire_after{0};
+  /// Creates the collection as a MongoDB 5+ time-series collection (default
+  /// none). A server that cannot is reported at start, naming this option.
+  std::optional<store::TimeseriesOptions> timeseries;
+  /// Change-only recording (change_filter.hpp): numbers are stored when they
+  /// moved at least this far from the last stored value. Default none.
+  std::optional<double> deadband;
+  /// Change-only recording of any value: stored when it differs from the
+  /// last stored one. Default false.
+  bool on_change = false;
+  /// With deadband or on_change: store anyway when nothing was stored for a
+  /// topic for this long, so a flat sensor shows it is alive. 0: never.
+  std::chrono::milliseconds heartbeat{0};
+  /// The reading's _id derived from a key (dedup.hpp): "/seq" (JSON
+  /// Pointer), "user_property:NAME" (MQTT 5) or "payload". Default "":
+  /// generated _ids.
+  std::string dedup_key;
 };
+
+/// "store" or "quarantine".
+std::string_view to_string(Route::OnUnmapped policy) noexcept;
+/// The reverse; throws Error (config) naming both words.
+Route::OnUnmapped parse_on_unmapped(std::string_view word);
 
 /// Checks what a recorder checks at construction, each failure an Error
 /// (config) naming the route and the field: no route, a route without a name
 /// or a filter, an invalid filter, two routes of one name, an empty database
 /// or collection, an unknown decoder, a field name that is not a safe
 /// top-level key or is mapped twice, an invalid JSON Pointer, a topic-fields
-/// pattern whose levels cannot fit one of the route's filters.
+/// pattern whose levels cannot fit one of the route's filters; and of the
+/// policies: a negative or non-finite deadband, a heartbeat without deadband
+/// or on_change, a dedup key of no known form, a quarantine collection equal
+/// to the route's collection, time-series fields that are empty or a
+/// granularity other than seconds, minutes, hours.
 void validate_routes(const std::vector<Route>& routes);
 
 /// True when some topic can match both `filter` and the topic-fields

@@ -16,10 +16,14 @@
 /// Error naming it, never ignored. Messages never contain credentials.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -28,10 +32,23 @@
 
 namespace iotbridge::store {
 
+/// A MongoDB 5+ time-series collection: documents bucketed by time (and by
+/// the meta field) on the server. Servers without them (FerretDB 1.x, the
+/// SQLite store) refuse to create one with an Error naming the option.
+struct TimeseriesOptions {
+  std::string time_field = "reg_date";  ///< default "reg_date": a BSON datetime in every document
+  std::string meta_field = "topic";     ///< default "topic": what identifies a series; "" for none
+  std::string granularity = "seconds";  ///< "seconds" (default), "minutes" or "hours": how often a series reports
+};
+
 struct CollectionOptions {
   bool capped = false;
-  std::int64_t size_bytes = 0;     ///< capped: maximum total size in bytes (required when capped)
-  std::int64_t max_documents = 0;  ///< capped: maximum number of documents; 0 = no count limit
+  std::int64_t size_bytes = 0;                  ///< capped: maximum total size in bytes (required when capped)
+  std::int64_t max_documents = 0;               ///< capped: maximum number of documents; 0 = no count limit
+  std::optional<TimeseriesOptions> timeseries;  ///< default none: an ordinary collection
+  /// Time-series only: documents older than this many seconds (by time_field)
+  /// are removed by the server. 0 (default): kept forever.
+  std::int64_t expire_after_seconds = 0;
 };
 
 /// An index on one or more field paths; direction 1 (ascending) or -1.
@@ -39,12 +56,19 @@ struct IndexSpec {
   std::vector<std::pair<std::string, int>> keys;
   bool unique = false;  ///< default: not unique
   std::string name;     ///< default: MongoDB's "path_1_path2_-1"
+  /// > 0: a TTL index (one field, holding dates): a document whose date is
+  /// more than this many seconds old expires. MongoDB's server removes it
+  /// (about once a minute); the SQLite store and servers without a TTL
+  /// monitor remove it when Collection::delete_expired() is called.
+  /// Default 0: an ordinary index.
+  std::int64_t expire_after_seconds = 0;
 };
 
 struct IndexInfo {
   std::string name;
   std::vector<std::pair<std::string, int>> keys;
   bool unique = false;
+  std::int64_t expire_after_seconds = 0;  ///< > 0: a TTL index (see IndexSpec)
 };
 
 struct FindOptions {
@@ -52,6 +76,18 @@ struct FindOptions {
   Document sort;                       ///< {"value": -1, "reg_date": 1}; default: natural order
   std::int64_t skip = 0;               ///< default 0
   std::int64_t limit = 0;              ///< 0 = no limit
+};
+
+struct TailOptions {
+  /// The newest this many matches are delivered first, oldest of them first
+  /// (like tail -n); 0 for none.
+  std::int64_t last = 10;
+  /// Then keep delivering new matches as they are stored, until stopped.
+  bool follow = false;
+  /// How often polling looks for new documents (SQLite; MongoDB without a
+  /// change stream). One indexed range query per poll, so a short interval
+  /// is cheap; it bounds how late a new document shows.
+  std::chrono::milliseconds poll_interval{200};
 };
 
 struct InsertManyOptions {
@@ -143,6 +179,10 @@ class Cursor {
 inline Cursor::iterator begin(const std::unique_ptr<Cursor>& cursor) { return cursor->begin(); }
 inline Cursor::iterator end(const std::unique_ptr<Cursor>& cursor) { return cursor->end(); }
 
+/// A pipeline written as a JSON array of stages, '[{"$match": {...}}, ...]'.
+/// Throws Error (config) with the position and a hint when it does not parse.
+std::vector<Document> pipeline_from_json(std::string_view json);
+
 class Collection {
  public:
   virtual ~Collection() = default;
@@ -172,6 +212,31 @@ class Collection {
   virtual std::unique_ptr<Cursor> find(const Document& filter, const FindOptions& options = {}) = 0;
   std::optional<Document> find_one(const Document& filter, const FindOptions& options = {});
   virtual std::int64_t count_documents(const Document& filter = {}) = 0;
+  /// The distinct values of a dotted path among the matches, as MongoDB's
+  /// distinct: an array contributes each element; sorted in MongoDB's order,
+  /// numbers that compare equal (1, 1.0) count once. Reads every match.
+  std::vector<Value> distinct(const std::string& path, const Document& filter = {});
+  /// Runs a MongoDB aggregation pipeline and streams its results. MongoDB:
+  /// passed to the server as it is. SQLite: leading $match stages and a
+  /// $group (by a field, an object of fields, $dateTrunc or null; $sum $avg
+  /// $min $max $count $first $last) run as one SQL query with GROUP BY, the
+  /// stages after it in process; other pipelines run in process on the
+  /// documents the leading $match selects. Implemented in process: $match
+  /// $project $group $sort $limit $skip $unwind $count $bucket $addFields $set,
+  /// the expression operators $dateTrunc (UTC) $year $month $dayOfMonth $hour
+  /// $minute $second $dayOfWeek $add $subtract $multiply $divide $concat
+  /// $ifNull $toDate $literal; anything else throws Error naming it. This
+  /// default runs every stage in process over find() (for other backends).
+  virtual std::unique_ptr<Cursor> aggregate(const std::vector<Document>& pipeline);
+  /// The newest matches, then (options.follow) each new match as it is
+  /// stored, in insertion order, until `stop` is requested: `on_document`
+  /// runs on the calling thread, which this call blocks. SQLite: polls by
+  /// insertion order. MongoDB: a change stream where the server has one (a
+  /// replica set), else polling by _id (ObjectIds grow with time). This
+  /// default polls by _id. Throws Error when the store fails; what
+  /// on_document throws propagates.
+  virtual void tail(const Document& filter, const TailOptions& options,
+                    const std::function<void(const Document&)>& on_document, std::stop_token stop);
 
   // ---- indexes ----
   /// Returns the index name. Creating an existing identical index is a no-op.
@@ -180,9 +245,25 @@ class Collection {
   virtual std::vector<IndexInfo> list_indexes() = 0;
   virtual void drop_index(const std::string& name) = 0;
 
+  // ---- retention ----
+  /// Removes up to `limit` documents that a TTL index of the collection says
+  /// have expired (its field a date older than expire_after_seconds before
+  /// now), in one short delete, and returns how many: call it in a loop of
+  /// small batches so that inserts never wait long. The SQLite store expires
+  /// documents this way (the recorder calls it on a timer); on MongoDB the
+  /// server does it by itself, and this is the same rule for servers that
+  /// keep TTL indexes without removing anything (FerretDB 1.x).
+  virtual std::int64_t delete_expired(std::int64_t limit);
+
  protected:
   Collection() = default;
 };
+
+/// Deletes up to `limit` documents of `collection` whose `field` is a date
+/// before `cutoff` (one find of their _ids, one delete) and returns how many:
+/// the rule of a TTL index, in a batch small enough not to hold up inserts.
+/// Throws Error as find and delete_many do.
+std::int64_t delete_dated_before(Collection& collection, const std::string& field, DateTime cutoff, std::int64_t limit);
 
 /// What a store reports about a collection (iotbridge-db stats).
 struct CollectionStats {
