@@ -71,6 +71,11 @@ print("stored %d %.6f" % (count, time.time() - first), flush=True)
 '''
 
 
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -227,10 +232,6 @@ def stream_main(args):
         broker.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    def median(xs):
-        xs = sorted(xs)
-        return xs[len(xs) // 2]
-
     sub_time = median([r[0] for r in results["mosquitto_sub -C N"]])
     print("mode: stream (QoS 0, mosquitto_pub -l, first publish -> consumer exit), %d readings, median of %d runs"
           % (n, args.runs))
@@ -354,10 +355,6 @@ def main():
         broker.terminate()
         broker.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-
-    def median(xs):
-        xs = sorted(xs)
-        return xs[len(xs) // 2]
 
     # Steady-state rate: first reading received -> last one received (mosquitto_sub)
     # or stored (recorders); start-up and shutdown of the process are not counted.

@@ -144,9 +144,9 @@ std::string RecorderStats::to_json() const {
 
 std::string RecorderStats::status_line() const {
   std::string line;
-  auto add = [&](std::string_view text) {
+  auto add = [&](std::string_view text, bool join) {
     if (text.empty()) return;
-    if (!line.empty()) line += ' ';
+    if (!line.empty() && !join) line += ' ';
     line += text;
   };
   for_each_cell(*this, [&](const MetricInfo& m, const Cell& c) {
@@ -154,19 +154,18 @@ std::string RecorderStats::status_line() const {
     if (status.empty()) return;
     if (c.kind == Cell::Kind::flag) {
       auto bar = status.find('|');
-      add(c.flag ? status.substr(0, bar) : status.substr(bar + 1));
+      add(c.flag ? status.substr(0, bar) : status.substr(bar + 1), false);
       return;
     }
     const bool only_nonzero = status.front() == '?';
     if (only_nonzero) status.remove_prefix(1);
-    if (c.kind != Cell::Kind::number) return;
-    if (only_nonzero && c.number == 0) return;
-    if (m.field == "queue_depth") {  // depth against the bound: "q 20/100000"
-      add(fmt::format("{} {}/{}", status, c.number, queue_capacity));
-      return;
-    }
-    const bool bytes = m.field.ends_with("_bytes");
-    add(fmt::format("{} {}", status, bytes ? human_bytes(c.number) : std::to_string(c.number)));
+    const bool join = !status.empty() && status.front() == '+';
+    if (join) status.remove_prefix(1);
+    if (c.kind != Cell::Kind::number || (only_nonzero && c.number == 0)) return;
+    const std::string value = m.field.ends_with("_bytes") ? human_bytes(c.number) : std::to_string(c.number);
+    std::string text(status);
+    if (auto at = text.find("{}"); at != std::string::npos) text.replace(at, 2, value);
+    add(text, join);
   });
   if (!store_ok && !last_error.empty()) line += ": " + last_error;
   return line;

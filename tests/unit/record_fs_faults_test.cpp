@@ -69,6 +69,20 @@ Reading reading(int i) {
   return r;
 }
 
+// A recorder over `faults` with a fake broker: `count` messages delivered on
+// the test thread (the network thread), waited for, stopped; its final stats.
+RecorderStats record_faulty(const fs::path& spool, std::shared_ptr<test::FaultFs> faults, Logs& logs,
+                            std::shared_ptr<store::DocumentStore> db, int count, std::size_t padding = 0) {
+  auto client = std::make_shared<test::FakeMqttClient>();
+  Recorder recorder(options(spool, std::move(faults), logs), std::move(db), client);
+  recorder.start();
+  for (int i = 0; i < count; ++i) client->deliver("iot/x", std::to_string(i) + std::string(padding, ' '));
+  REQUIRE(recorder.wait_idle(30s));
+  auto s = recorder.stats();
+  recorder.stop();
+  return s;
+}
+
 }  // namespace
 
 TEST_CASE("faults: the write-ahead disk fills up mid-batch: intake pauses, nothing lost", "[record][journal]") {
@@ -77,14 +91,8 @@ TEST_CASE("faults: the write-ahead disk fills up mid-batch: intake pauses, nothi
   faults->space_left = 2500;  // a few dozen records: full many times over 600 messages
   Logs logs;
   auto db = std::shared_ptr<store::DocumentStore>(store::open_store("sqlite::memory:"));
-  auto client = std::make_shared<test::FakeMqttClient>();
-  Recorder recorder(options(dir / "spool", faults, logs), db, client);
-  recorder.start();
-  // The network thread: each deliver() returns once its reading is journaled.
-  for (int i = 0; i < 600; ++i) client->deliver("iot/x", std::to_string(i) + std::string(20, ' '));
-  REQUIRE(recorder.wait_idle(30s));
-  auto s = recorder.stats();
-  recorder.stop();
+  // Each delivery returns once its reading is journaled (or waits for room).
+  auto s = record_faulty(dir / "spool", faults, logs, db, 600, 20);
   check_exact(s, 600);
   CHECK(s.journal_errors == 0);  // a full disk pauses, it is not an error
   CHECK(faults->appends_refused > 0);
@@ -98,13 +106,7 @@ TEST_CASE("faults: every fsync of the write-ahead journal fails: logged, everyth
   faults->fail_syncs = true;
   Logs logs;
   auto db = std::shared_ptr<store::DocumentStore>(store::open_store("sqlite::memory:"));
-  auto client = std::make_shared<test::FakeMqttClient>();
-  Recorder recorder(options(dir / "spool", faults, logs), db, client);
-  recorder.start();
-  for (int i = 0; i < 300; ++i) client->deliver("iot/x", std::to_string(i));
-  REQUIRE(recorder.wait_idle(30s));
-  auto s = recorder.stats();
-  recorder.stop();
+  auto s = record_faulty(dir / "spool", faults, logs, db, 300);
   check_exact(s, 300);
   CHECK(faults->syncs_failed > 0);
   CHECK(logs.any("write-ahead journal sync failed"));
@@ -128,13 +130,7 @@ TEST_CASE("faults: a crash leaves a torn record: synced readings replayed, the t
   faults->revive();
   Logs logs;
   auto db = std::shared_ptr<store::DocumentStore>(store::open_store("sqlite::memory:"));
-  auto client = std::make_shared<test::FakeMqttClient>();
-  Recorder recorder(options(dir / "spool", faults, logs), db, client);
-  recorder.start();
-  for (int i = 0; i < 10; ++i) client->deliver("iot/x", std::to_string(i));
-  REQUIRE(recorder.wait_idle(30s));
-  auto s = recorder.stats();
-  recorder.stop();
+  auto s = record_faulty(dir / "spool", faults, logs, db, 10);
   CHECK(s.replayed == 20);
   CHECK(s.received == 10);
   check_exact(s, 30);

@@ -60,63 +60,64 @@ struct HistogramSnapshot {
 //   name    the Prometheus metric name; "" keeps it out of the exposition
 //   scope   ROUTE: one value per route (label route="..."), RecorderStats
 //           holds their sum; GLOBAL: one value
-//   status  what status_line() shows: "label" always, "?label" only when not
-//           0, "on|off" words for a FLAG ("|off" only when false, "on|" only
-//           when true), "" never
+//   status  what status_line() shows, in table order: a template where {} is
+//           the value ("recv {}"); a leading "?" shows it only when not 0, a
+//           leading "+" joins it to the previous word without a space; a FLAG
+//           has "on|off" words ("on|" shows only when true); "" never shows
 //   help    the Prometheus HELP text, also the field's documentation
 //
 // Names follow Prometheus conventions (_total for counters, base units) and are
 // an interface (dashboards, iotbridge-recorder's /metrics): never rename one.
-#define IOTBRIDGE_RECORDER_METRICS(X)                                                                                \
-  X(COUNTER, received, "iotbridge_readings_received_total", ROUTE, "recv",                                           \
-    "Readings accepted from the broker in this run (one per route a message matched).")                              \
-  X(COUNTER, replayed, "iotbridge_readings_replayed_total", ROUTE, "?replayed",                                      \
-    "Readings recovered at start from the write-ahead journal and spool of an earlier run.")                         \
-  X(COUNTER, stored, "iotbridge_readings_stored_total", ROUTE, "stored",                                             \
-    "Readings the store has confirmed (duplicates included).")                                                       \
-  X(GAUGE, pending, "iotbridge_readings_pending", ROUTE, "pend",                                                     \
-    "Readings accepted and not yet confirmed by the store (memory, journal, spool).")                                \
-  X(COUNTER, duplicates, "iotbridge_readings_duplicate_total", ROUTE, "dup",                                         \
-    "Of the stored readings: already in the store (a replay of a stored reading).")                                  \
-  X(COUNTER, rejected, "iotbridge_readings_rejected_total", ROUTE, "?rejected",                                      \
-    "Readings the store refused as a document (or too large for one), skipped and logged.")                          \
-  X(COUNTER, unmapped, "iotbridge_readings_unmapped_total", ROUTE, "?unmapped",                                      \
-    "Readings stored without a mapped field because the payload lacked its JSON Pointer.")                           \
-  X(COUNTER, messages, "iotbridge_messages_received_total", GLOBAL, "",                                              \
-    "MQTT messages accepted from the broker in this run (a message may be several readings).")                       \
-  X(COUNTER, unrouted, "iotbridge_messages_unrouted_total", GLOBAL, "?unrouted",                                     \
-    "Messages delivered by the broker whose topic matches no route (counted, not stored).")                          \
-  X(COUNTER, ignored, "iotbridge_messages_ignored_total", GLOBAL, "",                                                \
-    "Messages that arrived after stop() on a client the caller owns (not acknowledged by the recorder).")            \
-  X(COUNTER, numbers, "", GLOBAL, "", "Stored readings the decoder read as a number.")                               \
-  X(COUNTER, json, "", GLOBAL, "", "Stored readings the decoder read as JSON.")                                      \
-  X(COUNTER, nulls, "", GLOBAL, "", "Stored readings with an empty payload.")                                        \
-  X(COUNTER, text_fallbacks, "", GLOBAL, "?text", "Stored readings kept as text (neither a number nor JSON).")       \
-  X(COUNTER, binary_fallbacks, "", GLOBAL, "?binary", "Stored readings kept as binary (not UTF-8).")                 \
-  X(COUNTER, batches, "iotbridge_batches_total", GLOBAL, "", "Successful insert_many calls.")                        \
-  X(COUNTER, retries, "iotbridge_store_retries_total", GLOBAL, "retry",                                              \
-    "Failed insert_many attempts that were retried.")                                                                \
-  X(COUNTER, spooled, "iotbridge_spooled_total", GLOBAL, "spool",                                                    \
-    "Readings written to the disk spool in this run (the store was failing).")                                       \
-  X(COUNTER, unspooled, "iotbridge_unspooled_total", GLOBAL, "", "Readings read back from the spool and stored.")    \
-  X(GAUGE, spool_bytes, "iotbridge_spool_bytes", GLOBAL, "?spool_bytes", "Size of the disk spool now, in bytes.")    \
-  X(COUNTER, journal_errors, "iotbridge_journal_errors_total", GLOBAL, "?journal_errors",                            \
-    "Write-ahead appends that failed (reading kept in memory only); a full disk pauses instead.")                    \
-  X(COUNTER, spool_errors, "iotbridge_spool_errors_total", GLOBAL, "?spool_errors",                                  \
-    "Spool writes that failed (full, disk error): readings kept in memory.")                                         \
-  X(GAUGE, queue_depth, "iotbridge_queue_depth", GLOBAL, "q", "Readings between the network thread and the writer.") \
-  X(GAUGE, queue_capacity, "iotbridge_queue_capacity", GLOBAL, "", "Bound of that queue.")                           \
-  X(GAUGE, queue_high_water, "iotbridge_queue_high_water", GLOBAL, "", "Deepest the queue has been in this run.")    \
-  X(FLAG, connected, "iotbridge_mqtt_connected", GLOBAL, "mqtt up|mqtt DOWN", "1 while connected to the broker.")    \
-  X(COUNTER, reconnects, "iotbridge_mqtt_reconnects_total", GLOBAL, "?reconnects",                                   \
-    "Connections to the broker after the first.")                                                                    \
-  X(FLAG, store_ok, "iotbridge_store_up", GLOBAL, "store ok|store FAILING",                                          \
-    "1 when the last insert attempt succeeded.")                                                                     \
-  X(FLAG, intake_paused, "iotbridge_intake_paused", GLOBAL, "intake PAUSED (journal disk full)|",                    \
-    "1 while the write-ahead journal's disk is full and the network thread waits for room.")                         \
-  X(SECONDS, uptime_seconds, "iotbridge_uptime_seconds", GLOBAL, "", "Seconds since start().")                       \
-  X(HISTOGRAM, batch_seconds, "iotbridge_batch_seconds", GLOBAL, "", "Time of one successful insert_many call.")     \
-  X(HISTOGRAM, receive_to_store_seconds, "iotbridge_receive_to_store_seconds", GLOBAL, "",                           \
+#define IOTBRIDGE_RECORDER_METRICS(X)                                                                                 \
+  X(COUNTER, received, "iotbridge_readings_received_total", ROUTE, "recv {}",                                         \
+    "Readings accepted from the broker in this run (one per route a message matched).")                               \
+  X(COUNTER, stored, "iotbridge_readings_stored_total", ROUTE, "stored {}",                                           \
+    "Readings the store has confirmed (duplicates included).")                                                        \
+  X(GAUGE, pending, "iotbridge_readings_pending", ROUTE, "pend {}",                                                   \
+    "Readings accepted and not yet confirmed by the store (memory, journal, spool).")                                 \
+  X(COUNTER, duplicates, "iotbridge_readings_duplicate_total", ROUTE, "dup {}",                                       \
+    "Of the stored readings: already in the store (a replay of a stored reading).")                                   \
+  X(GAUGE, queue_depth, "iotbridge_queue_depth", GLOBAL, "q {}",                                                      \
+    "Readings between the network thread and the writer.")                                                            \
+  X(GAUGE, queue_capacity, "iotbridge_queue_capacity", GLOBAL, "+/{}", "Bound of that queue.")                        \
+  X(COUNTER, retries, "iotbridge_store_retries_total", GLOBAL, "retry {}",                                            \
+    "Failed insert_many attempts that were retried.")                                                                 \
+  X(COUNTER, spooled, "iotbridge_spooled_total", GLOBAL, "spool {}",                                                  \
+    "Readings written to the disk spool in this run (the store was failing).")                                        \
+  X(GAUGE, spool_bytes, "iotbridge_spool_bytes", GLOBAL, "+ ({})", "Size of the disk spool now, in bytes.")           \
+  X(COUNTER, text_fallbacks, "", GLOBAL, "fb {}t", "Stored readings kept as text (neither a number nor JSON).")       \
+  X(COUNTER, binary_fallbacks, "", GLOBAL, "+/{}b", "Stored readings kept as binary (not UTF-8).")                    \
+  X(COUNTER, replayed, "iotbridge_readings_replayed_total", ROUTE, "?replayed {}",                                    \
+    "Readings recovered at start from the write-ahead journal and spool of an earlier run.")                          \
+  X(COUNTER, rejected, "iotbridge_readings_rejected_total", ROUTE, "?rejected {}",                                    \
+    "Readings the store refused as a document (or too large for one), skipped and logged.")                           \
+  X(COUNTER, unmapped, "iotbridge_readings_unmapped_total", ROUTE, "?unmapped {}",                                    \
+    "Readings stored without a mapped field because the payload lacked its JSON Pointer.")                            \
+  X(COUNTER, unrouted, "iotbridge_messages_unrouted_total", GLOBAL, "?unrouted {}",                                   \
+    "Messages delivered by the broker whose topic matches no route (counted, not stored).")                           \
+  X(FLAG, connected, "iotbridge_mqtt_connected", GLOBAL, "mqtt up|mqtt DOWN", "1 while connected to the broker.")     \
+  X(FLAG, store_ok, "iotbridge_store_up", GLOBAL, "store ok|store FAILING",                                           \
+    "1 when the last insert attempt succeeded.")                                                                      \
+  X(FLAG, intake_paused, "iotbridge_intake_paused", GLOBAL, "intake PAUSED (journal disk full)|",                     \
+    "1 while the write-ahead journal's disk is full and the network thread waits for room.")                          \
+  X(COUNTER, messages, "iotbridge_messages_received_total", GLOBAL, "",                                               \
+    "MQTT messages accepted from the broker in this run (a message may be several readings).")                        \
+  X(COUNTER, ignored, "iotbridge_messages_ignored_total", GLOBAL, "",                                                 \
+    "Messages that arrived after stop() on a client the caller owns (not acknowledged by the recorder).")             \
+  X(COUNTER, numbers, "", GLOBAL, "", "Stored readings the decoder read as a number.")                                \
+  X(COUNTER, json, "", GLOBAL, "", "Stored readings the decoder read as JSON.")                                       \
+  X(COUNTER, nulls, "", GLOBAL, "", "Stored readings with an empty payload.")                                         \
+  X(COUNTER, batches, "iotbridge_batches_total", GLOBAL, "", "Successful insert_many calls.")                         \
+  X(COUNTER, unspooled, "iotbridge_unspooled_total", GLOBAL, "", "Readings read back from the spool and stored.")     \
+  X(COUNTER, journal_errors, "iotbridge_journal_errors_total", GLOBAL, "",                                            \
+    "Write-ahead appends that failed (reading kept in memory only); a full disk pauses instead.")                     \
+  X(COUNTER, spool_errors, "iotbridge_spool_errors_total", GLOBAL, "",                                                \
+    "Spool writes that failed (full, disk error): readings kept in memory.")                                          \
+  X(GAUGE, queue_high_water, "iotbridge_queue_high_water", GLOBAL, "", "Deepest the queue has been in this run.")     \
+  X(COUNTER, reconnects, "iotbridge_mqtt_reconnects_total", GLOBAL, "", "Connections to the broker after the first.") \
+  X(SECONDS, uptime_seconds, "iotbridge_uptime_seconds", GLOBAL, "", "Seconds since start().")                        \
+  X(HISTOGRAM, batch_seconds, "iotbridge_batch_seconds", GLOBAL, "", "Time of one successful insert_many call.")      \
+  X(HISTOGRAM, receive_to_store_seconds, "iotbridge_receive_to_store_seconds", GLOBAL, "",                            \
     "From a reading's receive time to the store's confirmation.")
 
 /// One row of the table, for tools and tests that walk it.
@@ -173,7 +174,7 @@ struct RecorderStats {
   /// One JSON object: a key per table row (histograms as {"count", "sum"}),
   /// "last_error", and "routes": [{"name", the per-route counters, "kinds"}].
   std::string to_json() const;
-  /// "recv 1200 stored 1180 pend 20 dup 0 retry 0 spool 0 q 20/100000 text 3 mqtt up store ok"
+  /// "recv 1200 stored 1180 pend 20 dup 0 q 20/100000 retry 0 spool 0 (0 B) fb 3t/0b mqtt up store ok"
   std::string status_line() const;
 };
 
