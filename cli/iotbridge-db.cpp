@@ -462,7 +462,7 @@ int main(int argc, char** argv) {
         d.append("maxSize", static_cast<long long>(s.max_size_bytes))
             .append("max", static_cast<long long>(s.max_documents));
       // Retention: each TTL index ("documents expire 30d after reg_date").
-      for (const auto& info : store->collection(db, coll)->list_indexes())
+      for (const auto& info : store->collection(t.db, t.coll)->list_indexes())
         if (info.expire_after_seconds > 0 && info.keys.size() == 1)
           d.append("retention",
                    Document()
