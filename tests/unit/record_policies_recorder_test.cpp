@@ -75,6 +75,29 @@ std::shared_ptr<store::DocumentStore> sqlite_file(const TempDir& dir) {
   return store::open_store("sqlite:" + (dir.path() / "store.db").string());
 }
 
+// A SQLite file, or a fresh database on the MongoDB-compatible server of the
+// fixture (FerretDB 1.x: no TTL indexes, so the recorder's own expiry).
+struct PolicyStore {
+  std::shared_ptr<store::DocumentStore> db;
+  std::string database = "iot_service";
+  bool mongo = false;
+  PolicyStore(const std::string& kind, const TempDir& dir) : mongo(kind == "mongodb") {
+    if (!mongo) {
+      db = sqlite_file(dir);
+      return;
+    }
+    db = store::open_store(test::test_mongo_uri());
+    database = test::unique_db_name("iotb_policy");
+  }
+  ~PolicyStore() {
+    if (!mongo) return;
+    try {
+      db->drop_database(database);
+    } catch (...) {
+    }
+  }
+};
+
 }  // namespace
 
 TEST_CASE(
@@ -128,13 +151,18 @@ TEST_CASE("recorder policies: the heartbeat stores an unchanged value after its 
 
 TEST_CASE("recorder policies: max_document_bytes 1000, 10 small and 5 large: 10 stored, 5 quarantined, replayed later",
           "[record][policy][quarantine]") {
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "mongodb");
+  if (kind == "mongodb") IOTBRIDGE_REQUIRE_MONGO();
+  INFO("backend: " << kind);
   TempDir dir;
+  PolicyStore ps(kind, dir);
   Route r;
+  r.database = ps.database;
   r.max_document_bytes = 1000;
   auto o = options(dir / "spool", r);
   std::vector<std::string> payloads;
   for (int i = 0; i < 15; ++i) payloads.push_back(i % 3 == 2 ? std::string(2000, 'x') : std::to_string(i));
-  auto db = sqlite_file(dir);
+  auto db = ps.db;
   auto s = run_recorder(db, o, payloads);
   CHECK(s.received == 15);
   CHECK(s.stored == 10);
@@ -142,7 +170,7 @@ TEST_CASE("recorder policies: max_document_bytes 1000, 10 small and 5 large: 10 
   CHECK(s.routes.at(0).quarantine_reasons == std::vector<std::pair<std::string, std::uint64_t>>{{"too_large", 5}});
   CHECK_THAT(to_prometheus(s),
              Catch::Contains("iotbridge_readings_quarantined_total{route=\"r\",reason=\"too_large\"} 5"));
-  auto quarantine = db->collection("iot_service", "sensors_quarantine");
+  auto quarantine = db->collection(ps.database, "sensors_quarantine");
   REQUIRE(quarantine->count_documents() == 5);
   for (const Document& d : quarantine->find(Document{})) {
     auto q = quarantined_reading_from_document(d);
@@ -160,7 +188,7 @@ TEST_CASE("recorder policies: max_document_bytes 1000, 10 small and 5 large: 10 
   CHECK(moved.moved == 5);
   CHECK(moved.failed == 0);
   CHECK(quarantine->count_documents() == 0);
-  CHECK(db->collection("iot_service", "sensors")->count_documents() == 15);
+  CHECK(db->collection(ps.database, "sensors")->count_documents() == 15);
   CHECK(replay_quarantine(*db, r).moved == 0);  // nothing left: nothing twice
 }
 
@@ -224,20 +252,25 @@ TEST_CASE("recorder policies: a dedup key stores a reading delivered twice once"
 
 TEST_CASE("recorder policies: expire_after removes old readings while inserts go on, newer ones stay",
           "[record][policy][retention]") {
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "mongodb");
+  if (kind == "mongodb") IOTBRIDGE_REQUIRE_MONGO();
+  INFO("backend: " << kind);
   TempDir dir;
+  PolicyStore ps(kind, dir);
   Route r;
+  r.database = ps.database;
   r.decoder = "json";
   r.document.timestamp_field = "ts";  // expiry by the payload's time: old and new are fixed, not raced
   r.expire_after = 2s;
   auto o = options(dir / "spool", r);
-  auto db = sqlite_file(dir);
+  auto db = ps.db;
   auto client = std::make_shared<test::FakeMqttClient>();
   Recorder recorder(o, db, client);
   recorder.start();
   const auto now = store::DateTime::now().millis;
   auto reading = [](std::int64_t ts, int n) { return fmt::format(R"({{"ts": {}, "n": {}}})", ts, n); };
   for (int i = 0; i < 300; ++i) REQUIRE(client->deliver("iot/a/temp", reading(now - 3600 * 1000, i)));
-  auto coll = db->collection("iot_service", "sensors");
+  auto coll = db->collection(ps.database, "sensors");
   const auto old = Document::from_json(R"({"value.n": {"$lt": 1000}})");
   // Inserts go on while the old ones expire.
   int n = 1000;
