@@ -100,6 +100,14 @@ struct PolicyStore {
 
 }  // namespace
 
+// Each test case that uses it runs once on a SQLite file, once on FerretDB.
+#define FOR_EACH_POLICY_STORE(dir, ps)                                       \
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "mongodb"); \
+  if (kind == "mongodb") IOTBRIDGE_REQUIRE_MONGO();                          \
+  INFO("backend: " << kind);                                                 \
+  TempDir dir;                                                               \
+  PolicyStore ps(kind, dir)
+
 TEST_CASE(
     "recorder policies: deadband 0.2 stores 20.0 and 20.3 of 20.0 20.1 20.15 20.3 20.3, and a restart keeps it right",
     "[record][policy]") {
@@ -151,11 +159,7 @@ TEST_CASE("recorder policies: the heartbeat stores an unchanged value after its 
 
 TEST_CASE("recorder policies: max_document_bytes 1000, 10 small and 5 large: 10 stored, 5 quarantined, replayed later",
           "[record][policy][quarantine]") {
-  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "mongodb");
-  if (kind == "mongodb") IOTBRIDGE_REQUIRE_MONGO();
-  INFO("backend: " << kind);
-  TempDir dir;
-  PolicyStore ps(kind, dir);
+  FOR_EACH_POLICY_STORE(dir, ps);
   Route r;
   r.database = ps.database;
   r.max_document_bytes = 1000;
@@ -252,11 +256,7 @@ TEST_CASE("recorder policies: a dedup key stores a reading delivered twice once"
 
 TEST_CASE("recorder policies: expire_after removes old readings while inserts go on, newer ones stay",
           "[record][policy][retention]") {
-  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "mongodb");
-  if (kind == "mongodb") IOTBRIDGE_REQUIRE_MONGO();
-  INFO("backend: " << kind);
-  TempDir dir;
-  PolicyStore ps(kind, dir);
+  FOR_EACH_POLICY_STORE(dir, ps);
   Route r;
   r.database = ps.database;
   r.decoder = "json";
