@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -22,6 +23,7 @@
 
 #include "iotbridge/duration.hpp"
 #include "iotbridge/error.hpp"
+#include "iotbridge/shutdown.hpp"
 #include "iotbridge/store/open.hpp"
 #include "view/commands.hpp"
 
@@ -64,6 +66,8 @@ constexpr Verb kVerbs[] = {
     {"create", "[DB COLLECTION]", 0, 0, 0, false},
     {"drop", "DB [COLLECTION]", 0, 0, 0, false},
     {"index", "[DB COLLECTION] [KEYS]", 0, 0, 1, false},
+    {"aggregate", "[DB COLLECTION] PIPELINE", 0, 1, 1, true},
+    {"tail", "[DB COLLECTION] [FILTER]", 0, 0, 1, true},
     {"export", "[DB COLLECTION] [FILTER]", 0, 0, 1, true},
     {"stats", "[DB COLLECTION]", 0, 0, 0, true},
 };
@@ -237,6 +241,18 @@ int main(int argc, char** argv) {
   add_args(index, "[DB COLLECTION] [KEYS]");
   index->add_flag("--unique", unique, "Unique index");
   index->add_option("--name", index_name, "Index name");
+  auto* aggregate = app.add_subcommand("aggregate", "Run an aggregation pipeline; print the results, one per line");
+  add_args(aggregate,
+           "[DB COLLECTION] PIPELINE, e.g. '[{\"$group\": {\"_id\": \"$topic\", \"avg\": {\"$avg\": \"$value\"}}}]'");
+  aggregate->add_flag("--pretty", pretty, "Indented JSON");
+  auto* tail = app.add_subcommand("tail", "Print the newest documents; with -f, new ones as they are stored");
+  add_args(tail, "[DB COLLECTION] [FILTER]");
+  std::int64_t tail_lines = 10;
+  bool follow = false;
+  tail->add_option("-n,--lines", tail_lines, "The newest N documents first (default 10)")
+      ->check(CLI::NonNegativeNumber);
+  tail->add_flag("-f,--follow", follow, "Keep printing new documents until Ctrl-C / SIGTERM");
+  tail->add_flag("--pretty", pretty, "Indented JSON");
   auto* exp = app.add_subcommand("export", "Print matching documents as CSV (--csv) or JSON lines");
   add_args(exp, "[DB COLLECTION] [FILTER]");
   add_query(exp);
@@ -244,7 +260,7 @@ int main(int argc, char** argv) {
   exp->add_option("--fields,-f", fields_text, "CSV columns, comma separated (default: the first document's fields)");
   add_args(app.add_subcommand("stats", "Document count, size, capped limits and index count of a collection"),
            "[DB COLLECTION]");
-  view::add_view_commands(app, store_uri);  // plot, serve
+  view::add_view_commands(app, {store_uri, db_flag, coll_flag});  // plot, serve
 
   // An unknown verb gets its own message (CLI11 would only say that a
   // subcommand is required).
@@ -264,8 +280,16 @@ int main(int argc, char** argv) {
     break;
   }
 
+  // CLI11 reads an argument in [...] as a list and splits it at its commas: a
+  // trailing space keeps a JSON array (a pipeline) whole.
+  std::vector<std::string> argv_reversed;
+  for (int i = argc - 1; i >= 1; --i) {
+    std::string arg = argv[i];
+    if (!arg.empty() && arg.front() == '[' && arg.back() == ']') arg += ' ';
+    argv_reversed.push_back(std::move(arg));
+  }
   try {
-    app.parse(argc, argv);
+    app.parse(argv_reversed);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
@@ -323,7 +347,7 @@ int main(int argc, char** argv) {
     }
 
     const std::string filter_text =
-        !filter_flag.empty() ? filter_flag : (!t.json.empty() && !is("insert") ? t.json[0] : "{}");
+        !filter_flag.empty() ? filter_flag : (!t.json.empty() && !is("insert") && !is("aggregate") ? t.json[0] : "{}");
     Document filter = parse_json("the filter", filter_text);
     FindOptions options;
     if (!projection_text.empty()) options.projection = parse_json("--projection", projection_text);
@@ -376,6 +400,31 @@ int main(int argc, char** argv) {
     } else if (is("distinct")) {
       for (const auto& v : store->collection(t.db, t.coll)->distinct(t.own.at(0), filter))
         fmt::print("{}\n", v.to_json());
+    } else if (is("aggregate")) {
+      std::vector<Document> pipeline;
+      try {
+        pipeline = pipeline_from_json(t.json[0]);
+      } catch (const Error& e) {
+        std::string why = e.what();
+        if (why.rfind("invalid JSON", 0) == 0) why = "is not valid JSON " + why.substr(13);
+        throw UsageError("the pipeline " + why);
+      }
+      auto cursor = store->collection(t.db, t.coll)->aggregate(pipeline);
+      while (auto d = cursor->next()) fmt::print("{}\n", pretty ? d->to_pretty_json() : d->to_json());
+    } else if (is("tail")) {
+      std::optional<ShutdownSignal> shutdown;
+      if (follow) shutdown.emplace();  // Ctrl-C / SIGTERM end the follow, exit 0
+      TailOptions to;
+      to.last = tail_lines;
+      to.follow = follow;
+      store->collection(t.db, t.coll)
+          ->tail(
+              filter, to,
+              [&](const Document& d) {
+                fmt::print("{}\n", pretty ? d.to_pretty_json() : d.to_json());
+                std::fflush(stdout);  // a pipe reader sees each document as it comes
+              },
+              shutdown ? shutdown->token() : std::stop_token());
     } else if (is("count")) {
       fmt::print("{}\n", store->collection(t.db, t.coll)->count_documents(filter));
     } else if (is("insert")) {

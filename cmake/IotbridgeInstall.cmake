@@ -26,7 +26,10 @@ endforeach()
 install(TARGETS iotbridge EXPORT iotbridge-all-targets)
 install(EXPORT iotbridge-all-targets NAMESPACE iotbridge:: DESTINATION ${iotbridge_cmake_dir})
 export(EXPORT iotbridge-all-targets NAMESPACE iotbridge:: FILE ${PROJECT_BINARY_DIR}/iotbridge-all-targets.cmake)
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/iotbridge DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# include/iotbridge/service/ belongs to iotbridge-recorder's own (not installed)
+# library: installing its headers without the library would only mislead.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/iotbridge DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+        PATTERN service EXCLUDE)
 
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/iotbridgeConfig.cmake.in
   ${PROJECT_BINARY_DIR}/iotbridgeConfig.cmake INSTALL_DESTINATION ${iotbridge_cmake_dir})

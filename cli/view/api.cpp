@@ -46,7 +46,6 @@ std::string api_topics(const ApiSource& source) {
     if (t.last_time)
       d.append("last_time", iso_time(t.last_time->millis))
           .append("last_time_ms", static_cast<long long>(t.last_time->millis));
-    d.append("count", static_cast<long long>(t.count));
     out += (out.size() > 1 ? ",\n" : "\n") + d.to_json();
   }
   return out + "\n]\n";

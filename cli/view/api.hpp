@@ -21,7 +21,7 @@ struct ApiSource {
   SeriesQuery shape;  ///< field, by, time_field (no filter)
 };
 
-/// GET /api/topics: [{"topic", "last_value", "last_time", "last_time_ms", "count"}...]
+/// GET /api/topics: [{"topic", "last_value", "last_time", "last_time_ms"}...]
 std::string api_topics(const ApiSource& source);
 
 /// GET /api/series?topic=T&since=1h: {"since_ms", "series": [{"name", "points": [[ms, value]...]}...]};

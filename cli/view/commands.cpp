@@ -24,31 +24,41 @@ namespace {
 constexpr int kFailure = 1;
 constexpr int kUsage = 2;
 
-// Flags plot and serve share: where the readings are and what they look like.
+// Flags plot and serve share: what the readings look like.
 struct Source {
-  std::string db = "iot_service";
-  std::string collection = "sensors";
   std::string field = "value";
   std::string by = "topic";
   std::string time_field = "reg_date";
 };
 
 void add_source_flags(CLI::App* sub, Source& source) {
-  sub->add_option("--db", source.db, "Database (default iot_service)");
-  sub->add_option("--collection", source.collection, "Collection (default sensors)");
   sub->add_option("--field", source.field, "The numeric field to draw (default value)");
   sub->add_option("--by", source.by, "One line per distinct value of this field (default topic)");
   sub->add_option("--time-field", source.time_field, "The reading's time, a date field (default reg_date)");
 }
 
-std::unique_ptr<store::DocumentStore> open_store_flag(std::string uri) {
-  if (uri.empty())
-    if (const char* env = std::getenv("IOTBRIDGE_STORE")) uri = env;
+std::string flag_or_env(const std::string& flag, const char* env, const char* fallback) {
+  if (!flag.empty()) return flag;
+  const char* value = std::getenv(env);
+  return value && *value ? value : fallback;
+}
+
+// Read-only, as iotbridge-db's other reading verbs: a mistyped SQLite path is
+// an error, never a new empty file.
+std::unique_ptr<store::DocumentStore> open_read_only(const StoreFlags& flags) {
+  std::string uri = flag_or_env(flags.store_uri, "IOTBRIDGE_STORE", "");
   if (uri.empty())
     throw Error(ErrorCategory::config,
                 "no store given: pass --store URI or set IOTBRIDGE_STORE (e.g. sqlite:iot.db, "
                 "mongodb://localhost:27017/)");
-  return store::open_store(uri);
+  store::OpenOptions options;
+  options.read_only = true;
+  return store::open_store(uri, options);
+}
+
+std::shared_ptr<store::Collection> readings(store::DocumentStore& store, const StoreFlags& flags) {
+  return store.collection(flag_or_env(flags.db, "IOTBRIDGE_DB", "iot_service"),
+                          flag_or_env(flags.collection, "IOTBRIDGE_COLLECTION", "sensors"));
 }
 
 // Runs a verb, prints its error, and hands the exit code to iotbridge-db.
@@ -70,7 +80,7 @@ template <typename Verb>
 
 }  // namespace
 
-void add_view_commands(CLI::App& app, const std::string& store_uri) {
+void add_view_commands(CLI::App& app, StoreFlags flags) {
   auto source = std::make_shared<Source>();
   auto plot = std::make_shared<PlotRequest>();
   auto* plot_cmd = app.add_subcommand(
@@ -82,14 +92,14 @@ void add_view_commands(CLI::App& app, const std::string& store_uri) {
   plot_cmd->add_option("--title", plot->title, "Title above the chart (default: field by topic, db.collection)");
   plot_cmd->add_option("--width", plot->width, "Width in pixels (default 960)")->check(CLI::Range(200, 10000));
   plot_cmd->add_option("--height", plot->height, "Height in pixels (default 480)")->check(CLI::Range(150, 10000));
-  plot_cmd->callback([&store_uri, source, plot] {
+  plot_cmd->callback([flags, source, plot] {
     run_verb("plot", [&] {
       plot->query.field = source->field;
       plot->query.by = source->by;
       plot->query.time_field = source->time_field;
       check_plot_request(*plot);  // bad --since or output name: before connecting
-      auto store = open_store_flag(store_uri);
-      auto summary = run_plot(*store->collection(source->db, source->collection), *plot);
+      auto store = open_read_only(flags);
+      auto summary = run_plot(*readings(*store, flags), *plot);
       fmt::print("{}\n", summary);
       return 0;
     });
@@ -104,14 +114,14 @@ void add_view_commands(CLI::App& app, const std::string& store_uri) {
   serve_cmd->add_option("--listen", *listen,
                         "HOST:PORT to listen on (default 127.0.0.1:8080; port 0: any free port; another host than "
                         "this machine's loopback makes the page reachable from the network)");
-  serve_cmd->callback([&store_uri, serve_source, listen] {
+  serve_cmd->callback([flags, serve_source, listen] {
     run_verb("serve", [&] {
       auto address = parse_listen(*listen);
-      std::shared_ptr<store::DocumentStore> store = open_store_flag(store_uri);
+      std::shared_ptr<store::DocumentStore> store = open_read_only(flags);
       store->ping();
       ApiSource source;
       source.store = store.get();
-      source.collection = store->collection(serve_source->db, serve_source->collection);
+      source.collection = readings(*store, flags);
       source.shape.field = serve_source->field;
       source.shape.by = serve_source->by;
       source.shape.time_field = serve_source->time_field;
@@ -125,7 +135,7 @@ void add_view_commands(CLI::App& app, const std::string& store_uri) {
       ShutdownSignal shutdown;
       server.start();
       fmt::print("iotbridge-db serve: {} ({}.{} in {}; read-only; Ctrl-C to stop)\n", address.url(port),
-                 serve_source->db, serve_source->collection, store->description());
+                 source.collection->database_name(), source.collection->name(), store->description());
       std::fflush(stdout);
       shutdown.wait();
       fmt::print("iotbridge-db serve: stopping ({})\n", shutdown.signal_number() == SIGTERM  ? "SIGTERM"

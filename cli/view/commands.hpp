@@ -14,8 +14,14 @@ class App;
 
 namespace iotbridge::view {
 
-/// Registers `plot` and `serve` on `app`. `store_uri` is iotbridge-db's
-/// --store value (read when the verb runs; $IOTBRIDGE_STORE when empty).
-void add_view_commands(CLI::App& app, const std::string& store_uri);
+/// iotbridge-db's flags that say where the readings are, read when a verb runs.
+struct StoreFlags {
+  const std::string& store_uri;   ///< --store; empty: $IOTBRIDGE_STORE
+  const std::string& db;          ///< --db; empty: $IOTBRIDGE_DB, else iot_service
+  const std::string& collection;  ///< --collection; empty: $IOTBRIDGE_COLLECTION, else sensors
+};
+
+/// Registers `plot` and `serve` on `app`; `flags` must outlive the parse.
+void add_view_commands(CLI::App& app, StoreFlags flags);
 
 }  // namespace iotbridge::view

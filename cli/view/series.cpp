@@ -134,7 +134,6 @@ std::vector<TopicSummary> topic_summaries(store::Collection& collection, const S
       summary.last_value = last->get(shape.field);
       summary.last_time = last->get_datetime(time_field);
     }
-    summary.count = collection.count_documents(of_topic);
     topics.push_back(std::move(summary));
   }
   return topics;

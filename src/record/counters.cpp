@@ -13,6 +13,21 @@ void LiveHistogram::observe(double value) {
   sum_.fetch_add(value, std::memory_order_relaxed);
 }
 
+void LiveHistogram::observe_all(const std::vector<double>& values) {
+  if (values.empty()) return;
+  thread_local std::vector<std::uint64_t> local;
+  local.assign(counts_.size(), 0);
+  double sum = 0;
+  for (double v : values) {
+    ++local[static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin())];
+    sum += v;
+  }
+  for (std::size_t i = 0; i < local.size(); ++i)
+    if (local[i]) counts_[i].fetch_add(local[i], std::memory_order_relaxed);
+  count_.fetch_add(values.size(), std::memory_order_relaxed);
+  sum_.fetch_add(sum, std::memory_order_relaxed);
+}
+
 HistogramSnapshot LiveHistogram::snapshot() const {
   HistogramSnapshot s;
   s.bounds = bounds_;

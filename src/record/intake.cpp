@@ -1,9 +1,27 @@
 // Intake stage (intake.hpp).
 #include "intake.hpp"
 
+#include <random>
+
 namespace iotbridge::record::detail {
 
-void Intake::open(Journal* wal, BoundedQueue<Item>* queue, const RouteSet* routes) {
+IdSource::IdSource() {
+  std::random_device device;
+  for (auto& b : random_) b = static_cast<std::uint8_t>(device());
+  counter_ = device() & 0xFFFFFF;
+}
+
+store::ObjectId IdSource::next(store::DateTime now) {
+  store::ObjectId id;
+  const auto seconds = static_cast<std::uint32_t>(now.millis / 1000);
+  for (int i = 0; i < 4; ++i) id.bytes[i] = static_cast<std::uint8_t>(seconds >> (24 - 8 * i));
+  for (int i = 0; i < 5; ++i) id.bytes[4 + i] = random_[i];
+  const std::uint32_t count = counter_++ & 0xFFFFFF;
+  for (int i = 0; i < 3; ++i) id.bytes[9 + i] = static_cast<std::uint8_t>(count >> (16 - 8 * i));
+  return id;
+}
+
+void Intake::open(Journal* wal, HandOff* queue, const RouteSet* routes) {
   std::lock_guard lock(mutex_);
   wal_ = wal;
   queue_ = queue;
@@ -59,7 +77,7 @@ void Intake::accept(const std::string& filter, const mqtt::Message& m) {
 void Intake::accept_reading(const CompiledRoute& route, const mqtt::Message& m, store::DateTime now) {
   Item item;
   item.route = &route;
-  item.reading.id = store::ObjectId::generate();
+  item.reading.id = ids_.next(now);
   item.reading.received = now;
   item.reading.topic = m.topic;
   item.reading.payload = m.payload;

@@ -5,15 +5,31 @@
 // network thread that waits long stalls every other message.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <mutex>
 #include <stop_token>
 
-#include "iotbridge/queue.hpp"
+#include "handoff.hpp"
 #include "iotbridge/record/journal.hpp"
 #include "pipeline.hpp"
 
 namespace iotbridge::record::detail {
+
+// ObjectIds made without a system call: libbson's generator calls getpid()
+// for every id (to notice a fork), which was one syscall per reading. Same
+// layout (4-byte seconds, 5 random bytes drawn once, 3-byte counter from a
+// random start), so ids still sort by time and do not collide across
+// processes. Not for a process that forks and goes on recording in both.
+class IdSource {
+ public:
+  IdSource();
+  store::ObjectId next(store::DateTime now);
+
+ private:
+  std::array<std::uint8_t, 5> random_{};
+  std::uint32_t counter_ = 0;
+};
 
 class Intake {
  public:
@@ -21,7 +37,7 @@ class Intake {
       : counters_(counters), log_(log), progress_(progress), max_messages_(max_messages) {}
 
   // Starts taking messages into `queue` (and `wal` when not null) by `routes`.
-  void open(Journal* wal, BoundedQueue<Item>* queue, const RouteSet* routes);
+  void open(Journal* wal, HandOff* queue, const RouteSet* routes);
   // Readings accepted from now on follow `routes` (a reload); the set must
   // stay alive until close().
   void set_routes(const RouteSet* routes);
@@ -48,13 +64,14 @@ class Intake {
   const std::uint64_t max_messages_;
 
   Journal* wal_ = nullptr;
-  BoundedQueue<Item>* queue_ = nullptr;
+  HandOff* queue_ = nullptr;
   std::atomic<const RouteSet*> routes_{nullptr};
   std::atomic<bool> accepting_{false};
   std::stop_source accept_stop_;
   std::stop_source limit_;
-  std::mutex mutex_;  // journal order == queue order; guards late_
+  std::mutex mutex_;  // journal order == queue order; guards late_ and ids_
   Batch late_;
+  IdSource ids_;
 };
 
 }  // namespace iotbridge::record::detail

@@ -40,6 +40,7 @@ class LiveHistogram {
   template <std::size_t N>
   explicit LiveHistogram(const std::array<double, N>& bounds) : bounds_(bounds.begin(), bounds.end()), counts_(N + 1) {}
   void observe(double value);
+  void observe_all(const std::vector<double>& values);  // one add per touched bucket
   HistogramSnapshot snapshot() const;
 
  private:

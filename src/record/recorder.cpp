@@ -98,7 +98,7 @@ struct Recorder::Impl {
 
   std::unique_ptr<Journal> wal;
   std::unique_ptr<detail::Spool> spool;
-  std::unique_ptr<BoundedQueue<detail::Item>> queue;
+  std::unique_ptr<detail::HandOff> queue;
   detail::Intake intake;
   std::unique_ptr<detail::Writer> writer;
   std::unique_ptr<PeriodicTimer> stats_timer;
@@ -179,9 +179,8 @@ struct Recorder::Impl {
 
   void open_durability() {
     if (opts.spool_dir.empty()) return;
-    std::error_code ec;
-    fs::create_directories(opts.spool_dir, ec);
-    if (ec)
+    auto files = opts.fs ? opts.fs : Fs::posix();
+    if (auto ec = files->create_directories(opts.spool_dir))
       throw Error(ErrorCategory::io, "cannot create spool folder " + opts.spool_dir.string() + ": " + ec.message(),
                   ec.value());
     auto on_problem = [this](const JournalProblem& problem) {
@@ -192,6 +191,7 @@ struct Recorder::Impl {
     JournalOptions wal_options;
     wal_options.prefix = "wal";
     wal_options.fsync = opts.sync_write_ahead;
+    wal_options.fs = files;
     try {
       // The journal's own lock keeps a second recorder out of the folder.
       wal = std::make_unique<Journal>(opts.spool_dir / "wal", wal_options, on_problem);
@@ -202,7 +202,7 @@ struct Recorder::Impl {
                       " is in use by another recorder; give each recorder its own folder (--spool DIR)",
                   e.code());
     }
-    spool = std::make_unique<detail::Spool>(opts.spool_dir / "spool", opts.spool_max_bytes, on_problem, true);
+    spool = std::make_unique<detail::Spool>(opts.spool_dir / "spool", opts.spool_max_bytes, on_problem, files);
     const detail::RouteSet* routes = current_routes();
     std::size_t migrated = spool->migrate(*wal, opts.batch_size, log,
                                           [&](const Reading& r) { ++routes->by_name(r.route).counters->replayed; });
@@ -321,7 +321,7 @@ void Recorder::start() {
       for (auto& set : d.route_sets)
         for (const auto& [level, note] : set->open(*d.store)) d.log(level, note);
     }
-    d.queue = std::make_unique<BoundedQueue<detail::Item>>(d.opts.queue_capacity);
+    d.queue = std::make_unique<detail::HandOff>(d.opts.queue_capacity);
     d.writer = std::make_unique<detail::Writer>(d.opts, d.counters, d.log, d.progress, d.intake, *d.queue, d.wal.get(),
                                                 d.spool.get(), [&d] { return d.current_routes(); });
     d.writer->start();
@@ -429,7 +429,7 @@ void Recorder::stop() {
 
 RecorderStats Recorder::run(std::stop_token stop) {
   Impl& d = *impl_;
-  start();
+  if (!d.running) start();
   {
     std::stop_callback on_stop(stop, [&d] { d.progress.notify(); });
     auto limit = d.intake.limit_reached();

@@ -143,13 +143,13 @@ std::vector<Reading> decode_batch(std::string_view bytes) {
 
 namespace {
 
-JournalOptions spool_options(std::uint64_t max_bytes, bool fsync) {
+JournalOptions spool_options(std::uint64_t max_bytes, std::shared_ptr<Fs> fs) {
   JournalOptions o;
   o.prefix = "spool";
   o.segment_bytes = 16ull << 20;  // drained segments are deleted sooner
   o.max_bytes = max_bytes;
   o.retire_consumed_bytes = 0;  // a drained spool is deleted, not kept for reuse
-  o.fsync = fsync;
+  o.fs = std::move(fs);
   return o;
 }
 
@@ -159,8 +159,8 @@ std::string_view as_text(std::span<const std::byte> bytes) {
 
 }  // namespace
 
-Spool::Spool(const fs::path& dir, std::uint64_t max_bytes, JournalProblemHandler on_problem, bool fsync)
-    : journal_(dir, spool_options(max_bytes, fsync), std::move(on_problem)) {
+Spool::Spool(const fs::path& dir, std::uint64_t max_bytes, JournalProblemHandler on_problem, std::shared_ptr<Fs> fs)
+    : journal_(dir, spool_options(max_bytes, std::move(fs)), std::move(on_problem)) {
   last_seq_of_earlier_run_ = journal_.stats().next_sequence - 1;
 }
 
@@ -196,7 +196,7 @@ std::size_t Spool::migrate(Journal& wal, std::size_t chunk_size, const Log& log,
   return migrated;
 }
 
-Spool::Spilled Spool::spill(std::deque<HeldBatch>& held, BoundedQueue<Item>& queue, std::size_t chunk) {
+Spool::Spilled Spool::spill(std::deque<HeldBatch>& held, HandOff& queue, std::size_t chunk) {
   Spilled out;
   auto write = [&](const HeldBatch& b) {
     journal_.append(encode_batch(b.items));
@@ -212,7 +212,7 @@ Spool::Spilled Spool::spill(std::deque<HeldBatch>& held, BoundedQueue<Item>& que
     std::size_t to_move = queue.size();
     while (to_move > 0) {
       HeldBatch b;
-      std::size_t n = queue.pop_many(b.items, std::min(to_move, chunk), std::chrono::milliseconds(0));
+      std::size_t n = queue.take_now(b.items, std::min(to_move, chunk));
       if (n == 0) break;
       to_move -= std::min(to_move, n);
       for (const Item& item : b.items) b.max_seq = std::max(b.max_seq, item.seq);

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "iotbridge/queue.hpp"
+#include "handoff.hpp"
 #include "iotbridge/record/journal.hpp"
 #include "pipeline.hpp"
 
@@ -33,8 +33,9 @@ struct HeldBatch {
 
 class Spool {
  public:
-  // Opens (creating it) the spool journal in `dir`. Throws Error (io).
-  Spool(const std::filesystem::path& dir, std::uint64_t max_bytes, JournalProblemHandler on_problem, bool fsync);
+  // Opens (creating it) the spool journal in `dir` on `fs`. Throws Error (io).
+  Spool(const std::filesystem::path& dir, std::uint64_t max_bytes, JournalProblemHandler on_problem,
+        std::shared_ptr<Fs> fs);
 
   bool has_backlog() const { return journal_.stats().pending_records > 0; }
   // Size on disk while it holds something; 0 once drained.
@@ -60,7 +61,7 @@ class Spool {
     bool synced = true;
     std::string error;  // empty: everything went in
   };
-  Spilled spill(std::deque<HeldBatch>& held, BoundedQueue<Item>& queue, std::size_t chunk);
+  Spilled spill(std::deque<HeldBatch>& held, HandOff& queue, std::size_t chunk);
 
   // Calls store(readings, from_earlier_run) for each record in order; a
   // record is trimmed once store returns true. Records spilled meanwhile

@@ -11,9 +11,9 @@
 #include <deque>
 #include <memory>
 
+#include "handoff.hpp"
 #include "intake.hpp"
 #include "iotbridge/backoff.hpp"
-#include "iotbridge/queue.hpp"
 #include "iotbridge/record/journal.hpp"
 #include "iotbridge/record/recorder.hpp"
 #include "iotbridge/worker.hpp"
@@ -27,7 +27,7 @@ class Writer final : public Worker {
   // `routes()` is the route set in force (for readings read back from the
   // journal or the spool, which carry a route name).
   Writer(const RecorderOptions& options, Counters& counters, const Log& log, Progress& progress, Intake& intake,
-         BoundedQueue<Item>& queue, Journal* wal, Spool* spool, std::function<const RouteSet*()> routes);
+         HandOff& queue, Journal* wal, Spool* spool, std::function<const RouteSet*()> routes);
   ~Writer() override;
 
   // Nothing in hand, queue and spool empty (wait_idle()).
@@ -58,7 +58,7 @@ class Writer final : public Worker {
   const Log& log_;
   Progress& progress_;
   Intake& intake_;
-  BoundedQueue<Item>& queue_;
+  HandOff& queue_;
   Journal* wal_;
   Spool* spool_;
   std::function<const RouteSet*()> routes_;
@@ -73,6 +73,9 @@ class Writer final : public Worker {
   std::uint64_t wal_trim_wanted_ = 0;
   std::uint64_t wal_trimmed_ = 0;
   Clock::time_point wal_trimmed_at_{};
+  // Full batches taken from a deep queue at once (one journal sync for all).
+  static constexpr std::size_t kReadAhead = 8;
+  std::uint64_t synced_seq_ = 0;  // write-ahead records up to this are fdatasynced
   std::atomic<bool> idle_{false};
   std::atomic<bool> done_{false};
 };

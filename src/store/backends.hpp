@@ -15,6 +15,9 @@ std::unique_ptr<DocumentStore> open_sqlite(const std::string& path, const std::s
 // SQLite only: EXPLAIN QUERY PLAN of the SQL find(filter, options) runs, one
 // plan row per line (tests and benchmarks prove index use with it).
 std::string sqlite_explain(Collection& collection, const Document& filter, const FindOptions& options);
+// SQLite only: how aggregate(pipeline) runs: "SQL: <query>" and "PLAN: <row>"
+// lines when its head runs as SQL, else "in process".
+std::string sqlite_explain_aggregate(Collection& collection, const std::vector<Document>& pipeline);
 // uri: a validated mongodb:// or mongodb+srv:// URI.
 std::unique_ptr<DocumentStore> open_mongo(const std::string& uri);
 

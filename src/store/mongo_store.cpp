@@ -130,15 +130,20 @@ bool duplicate_of_id(const bson_t* write_error, const std::string& msg) {
 
 class MongoCursor final : public Cursor {
  public:
-  MongoCursor(std::unique_ptr<Lease> lease, CollPtr coll, CursorPtr cursor, std::shared_ptr<Pool> pool)
-      : cursor_(std::move(cursor)), coll_(std::move(coll)), lease_(std::move(lease)), pool_(std::move(pool)) {}
+  MongoCursor(std::unique_ptr<Lease> lease, CollPtr coll, CursorPtr cursor, std::shared_ptr<Pool> pool,
+              const char* what = "find")
+      : cursor_(std::move(cursor)),
+        coll_(std::move(coll)),
+        lease_(std::move(lease)),
+        pool_(std::move(pool)),
+        what_(what) {}
 
   std::optional<Document> next() override {
     if (!cursor_) return std::nullopt;
     const bson_t* doc = nullptr;
     if (mongoc_cursor_next(cursor_.get(), &doc)) return to_document(doc);
     bson_error_t err;
-    if (mongoc_cursor_error(cursor_.get(), &err)) pool_->fail_op("find", err);
+    if (mongoc_cursor_error(cursor_.get(), &err)) pool_->fail_op(what_, err);
     cursor_.reset();
     coll_.reset();
     lease_.reset();
@@ -151,6 +156,7 @@ class MongoCursor final : public Cursor {
   CollPtr coll_;
   std::unique_ptr<Lease> lease_;
   std::shared_ptr<Pool> pool_;
+  const char* what_;
 };
 
 class MongoCollection final : public Collection {
@@ -277,6 +283,69 @@ class MongoCollection final : public Collection {
     return std::make_unique<MongoCursor>(std::move(lease), std::move(coll), std::move(cursor), pool_);
   }
 
+  std::unique_ptr<Cursor> aggregate(const std::vector<Document>& pipeline) override {
+    // Passed through: the server implements (and judges) every stage.
+    Document wrapped;
+    Array stages;
+    for (const auto& stage : pipeline) stages.push_back(stage);
+    wrapped.append("pipeline", stages);
+    auto lease = std::make_unique<Lease>(pool_);
+    CollPtr coll = get(*lease);
+    bson_t p = view(wrapped);
+    CursorPtr cursor(mongoc_collection_aggregate(coll.get(), MONGOC_QUERY_NONE, &p, nullptr, nullptr));
+    return std::make_unique<MongoCursor>(std::move(lease), std::move(coll), std::move(cursor), pool_, "aggregate");
+  }
+
+  void tail(const Document& filter, const TailOptions& options, const std::function<void(const Document&)>& on_document,
+            std::stop_token stop) override {
+    if (!options.follow) return Collection::tail(filter, options, on_document, stop);
+    // A change stream needs a replica set; opened before the newest
+    // documents are read, so that nothing stored meanwhile is missed.
+    Document match = Document().append("operationType", "insert");
+    for (const auto& [key, value] : prefixed(filter, "fullDocument.").fields()) match.append(key, value);
+    Array stages{Document().append("$match", match)};
+    Document pipeline = Document().append("pipeline", stages);
+    ScopedBson opts;
+    BSON_APPEND_INT64(opts.get(), "maxAwaitTimeMS", options.poll_interval.count());
+    Lease lease(pool_);
+    CollPtr coll = get(lease);
+    bson_t p = view(pipeline);
+    std::unique_ptr<mongoc_change_stream_t, void (*)(mongoc_change_stream_t*)> stream(
+        mongoc_collection_watch(coll.get(), &p, opts.get()), mongoc_change_stream_destroy);
+    bson_error_t err;
+    const bson_t* reply = nullptr;
+    if (mongoc_change_stream_error_document(stream.get(), &err, &reply)) {
+      stream.reset();
+      return Collection::tail(filter, options, on_document, stop);  // no change streams: poll by _id
+    }
+    // The newest documents first (not following), then the stream; an
+    // insert the stream and the newest both saw is delivered once.
+    std::vector<Value> seen;
+    TailOptions newest = options;
+    newest.follow = false;
+    Collection::tail(
+        filter, newest,
+        [&](const Document& d) {
+          if (auto id = d.get("_id")) seen.push_back(*id);
+          on_document(d);
+        },
+        stop);
+    const bson_t* event = nullptr;
+    while (!stop.stop_requested()) {
+      if (mongoc_change_stream_next(stream.get(), &event)) {
+        Document e = to_document(event);
+        auto doc = e.get_document("fullDocument");
+        if (!doc) continue;
+        auto id = doc->get("_id");
+        if (id && std::any_of(seen.begin(), seen.end(), [&](const Value& s) { return compare(s, *id) == 0; })) continue;
+        on_document(*doc);
+        continue;
+      }
+      if (mongoc_change_stream_error_document(stream.get(), &err, &reply)) pool_->fail_op("tail (change stream)", err);
+      seen.clear();  // past the first await, no event can repeat the newest
+    }
+  }
+
   std::int64_t count_documents(const Document& filter) override {
     Lease lease(pool_);
     CollPtr coll = get(lease);
@@ -354,6 +423,25 @@ class MongoCollection final : public Collection {
   }
 
  private:
+  // The filter with `prefix` before every field path ($and/$or/$nor recursed),
+  // for matching inside change events.
+  static Document prefixed(const Document& filter, const std::string& prefix) {
+    Document out;
+    for (const auto& [key, value] : filter.fields()) {
+      if (!key.empty() && key[0] == '$' && value.is<Array>()) {
+        Array items;
+        for (const auto& item : value.as_array().values())
+          items.push_back(item.is<Document>() ? Value(prefixed(item.as_document(), prefix)) : item);
+        out.append(key, items);
+      } else if (!key.empty() && key[0] == '$') {
+        out.append(key, value);
+      } else {
+        out.append(prefix + key, value);
+      }
+    }
+    return out;
+  }
+
   CollPtr get(const Lease& lease) {
     return CollPtr(mongoc_client_get_collection(lease.get(), db_.c_str(), name_.c_str()));
   }

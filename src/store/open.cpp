@@ -60,7 +60,10 @@ std::string redact_uri(std::string_view uri_in) {
 namespace {
 
 // What SQLite would only call "unable to open database file", in words:
-// the folder is missing, the path is a folder, or (read-only) no file.
+// the folder is missing, the path is a folder, or (read-only) no file. Each
+// keeps the code SQLite itself would have given (SQLITE_CANTOPEN).
+constexpr int kSqliteCantOpen = 14;
+
 void check_sqlite_path(const std::string& path, bool read_only) {
   if (path == ":memory:" || path.rfind("file:", 0) == 0) return;  // SQLite URI forms: SQLite decides
   namespace fs = std::filesystem;
@@ -69,19 +72,22 @@ void check_sqlite_path(const std::string& path, bool read_only) {
   if (fs::is_directory(p, ec))
     throw Error(
         ErrorCategory::store,
-        "'" + path + "' is a folder, not an SQLite file: name a file in it, e.g. sqlite:" + (p / "iot.db").string());
+        "'" + path + "' is a folder, not an SQLite file: name a file in it, e.g. sqlite:" + (p / "iot.db").string(),
+        kSqliteCantOpen);
   fs::path folder = p.parent_path();
   if (!folder.empty() && !fs::is_directory(folder, ec))
-    throw Error(ErrorCategory::store, "the folder '" + folder.string() + "' of the SQLite store '" + path +
-                                          "' does not exist" + (fs::exists(folder, ec) ? " (it is a file)" : "") +
-                                          ": create it (mkdir -p " + folder.string() +
-                                          ") or name a file in an existing folder");
+    throw Error(ErrorCategory::store,
+                "the folder '" + folder.string() + "' of the SQLite store '" + path + "' does not exist" +
+                    (fs::exists(folder, ec) ? " (it is a file)" : "") + ": create it (mkdir -p " + folder.string() +
+                    ") or name a file in an existing folder",
+                kSqliteCantOpen);
   if (read_only && !fs::exists(p, ec))
     throw Error(ErrorCategory::store,
                 "no SQLite store at '" + path +
                     "': the file does not exist, and reading does not create one. Check the path; a store is created "
                     "by the first write (a recorder such as iotbridge-sub --store sqlite:" +
-                    path + ", or iotbridge-db --store sqlite:" + path + " insert ...)");
+                    path + ", or iotbridge-db --store sqlite:" + path + " insert ...)",
+                kSqliteCantOpen);
 }
 
 }  // namespace

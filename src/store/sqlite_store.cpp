@@ -26,10 +26,14 @@
 
 #include "iotbridge/error.hpp"
 #include "iotbridge/store/store.hpp"
+#include "store/aggregate.hpp"
 #include "store/backends.hpp"
 #include "store/bson_util.hpp"
 #include "store/query.hpp"
+#include "store/sqlite_aggregate.hpp"
 #include "store/sqlite_keys.hpp"
+#include "store/tail_wait.hpp"
+#include "store/vector_cursor.hpp"
 
 namespace iotbridge::store::detail {
 
@@ -752,6 +756,75 @@ class SqliteCollection final : public Collection {
     return plan;
   }
 
+  std::unique_ptr<Cursor> aggregate(const std::vector<Document>& pipeline) override {
+    aggregate::validate(pipeline);
+    std::size_t next = 0;
+    auto grouped = group_in_sql(pipeline, next);
+    if (!grouped) return Collection::aggregate(pipeline);  // every stage in process, over find()
+    return std::make_unique<VectorCursor>(aggregate::run(std::move(*grouped), pipeline, next));
+  }
+
+  void tail(const Document& filter, const TailOptions& options, const std::function<void(const Document&)>& on_document,
+            std::stop_token stop) override {
+    query::validate_filter(filter);
+    // Insertion order is seq: everything up to the baseline is already there.
+    std::int64_t last = max_seq();
+    if (options.last > 0 && last > 0) {
+      std::vector<Document> newest;
+      {
+        std::lock_guard lock(state_->mu);
+        auto st = state_->prepare("SELECT doc FROM " + table_ + " WHERE seq <= ? ORDER BY seq DESC");
+        sqlite3_bind_int64(st.get(), 1, last);
+        int rc;
+        while (static_cast<std::int64_t>(newest.size()) < options.last && (rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+          auto d = row_document(st.get(), 0);
+          if (query::matches(d, filter)) newest.push_back(std::move(d));
+        }
+      }
+      for (auto it = newest.rbegin(); it != newest.rend(); ++it) on_document(*it);
+    }
+    if (!options.follow) return;
+    while (wait_for_stop(stop, options.poll_interval)) {
+      // One range query on the primary key per poll: cheap however large the table.
+      std::vector<Document> fresh;
+      {
+        std::lock_guard lock(state_->mu);
+        if (!read_meta(*state_, db_, name_).exists) continue;  // created by its first insert
+        auto st = state_->prepare("SELECT seq, doc FROM " + table_ + " WHERE seq > ? ORDER BY seq");
+        sqlite3_bind_int64(st.get(), 1, last);
+        int rc;
+        while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+          last = sqlite3_column_int64(st.get(), 0);
+          auto d = row_document(st.get(), 1);
+          if (query::matches(d, filter)) fresh.push_back(std::move(d));
+        }
+        if (rc != SQLITE_DONE) state_->fail_sql("tail of " + db_ + "." + name_);
+      }
+      for (const auto& d : fresh) {
+        on_document(d);
+        if (stop.stop_requested()) return;
+      }
+    }
+  }
+
+  // How aggregate(pipeline) runs: the SQL and SQLite's plan, or "in process".
+  std::string explain_aggregate(const std::vector<Document>& pipeline) {
+    aggregate::validate(pipeline);
+    std::lock_guard lock(state_->mu);
+    Meta meta = read_meta(*state_, db_, name_);
+    if (!meta.exists) return "no such collection";
+    auto plan = plan_group(pipeline, meta.array_keys);
+    SqlFilter where(plan ? plan->filter : Document(), meta);
+    if (!plan || !where.exact()) return "in process";
+    std::string sql = group_sql(*plan, where);
+    auto st = state_->prepare("EXPLAIN QUERY PLAN " + sql);
+    where.bind(st.get());
+    std::string out = "SQL: " + sql + "\n";
+    while (sqlite3_step(st.get()) == SQLITE_ROW)
+      out += "PLAN: " + std::string(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 3))) + "\n";
+    return out;
+  }
+
   std::int64_t count_documents(const Document& filter) override {
     query::validate_filter(filter);
     if (filter.empty()) {
@@ -863,6 +936,45 @@ class SqliteCollection final : public Collection {
   }
 
  private:
+  // The newest seq (0: none, or no collection yet).
+  std::int64_t max_seq() {
+    std::lock_guard lock(state_->mu);
+    if (!read_meta(*state_, db_, name_).exists) return 0;
+    auto st = state_->prepare("SELECT coalesce(max(seq), 0) FROM " + table_);
+    if (sqlite3_step(st.get()) != SQLITE_ROW) state_->fail_sql("tail of " + db_ + "." + name_);
+    return sqlite3_column_int64(st.get(), 0);
+  }
+
+  static Document row_document(sqlite3_stmt* st, int col) {
+    return Document::from_bson(static_cast<const std::uint8_t*>(sqlite3_column_blob(st, col)),
+                               static_cast<std::size_t>(sqlite3_column_bytes(st, col)));
+  }
+
+  // The result of the pipeline's head ($match stages, $group) run as one SQL
+  // query, and in `next` the first stage left; nullopt when SQL cannot say it.
+  std::optional<std::vector<Document>> group_in_sql(const std::vector<Document>& pipeline, std::size_t& next) {
+    std::lock_guard lock(state_->mu);
+    Meta meta = read_meta(*state_, db_, name_);
+    if (!meta.exists) return std::vector<Document>{};
+    auto plan = plan_group(pipeline, meta.array_keys);
+    if (!plan) return std::nullopt;
+    SqlFilter where(plan->filter, meta);
+    if (!where.exact()) return std::nullopt;
+    auto st = state_->prepare(group_sql(*plan, where));
+    where.bind(st.get());
+    std::vector<Document> grouped;
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW)
+      if (!plan->group_by.empty() || plan->has_input(st.get())) grouped.push_back(plan->row(st.get()));
+    if (rc != SQLITE_DONE) state_->fail_sql("aggregate on " + db_ + "." + name_);
+    next = plan->next_stage;
+    return grouped;
+  }
+
+  std::string group_sql(const GroupQuery& plan, const SqlFilter& where) const {
+    return "SELECT " + plan.select + " FROM " + table_ + " WHERE " + where.where() + plan.group_by;
+  }
+
   std::string select_sql(const SqlFilter& where, const FindOptions& options, const Meta& meta, bool& in_memory) {
     std::string order;
     for (const auto& [path, dir] : options.sort.fields()) {
@@ -1043,6 +1155,7 @@ class SqliteStore final : public DocumentStore {
     if (sqlite3_create_function_v2(raw, "bson_get", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, nullptr,
                                    bson_get_fn, nullptr, nullptr, nullptr) != SQLITE_OK)
       state_->fail_sql("registering bson_get");
+    if (register_aggregate_functions(raw) != SQLITE_OK) state_->fail_sql("registering the aggregation functions");
     try {
       if (read_only) {
         // Nothing is created: a file without the catalog is not a store.
@@ -1178,6 +1291,12 @@ std::string sqlite_explain(Collection& collection, const Document& filter, const
   auto* c = dynamic_cast<SqliteCollection*>(&collection);
   if (!c) fail("sqlite_explain needs a collection of the SQLite backend");
   return c->explain(filter, options);
+}
+
+std::string sqlite_explain_aggregate(Collection& collection, const std::vector<Document>& pipeline) {
+  auto* c = dynamic_cast<SqliteCollection*>(&collection);
+  if (!c) fail("sqlite_explain_aggregate needs a collection of the SQLite backend");
+  return c->explain_aggregate(pipeline);
 }
 
 std::unique_ptr<DocumentStore> open_sqlite(const std::string& path, const std::string& description, bool read_only) {

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 
+#include "store/aggregate.hpp"
 #include "store/bson_util.hpp"
+#include "store/json_diagnose.hpp"
 #include "store/query.hpp"
+#include "store/vector_cursor.hpp"
 
 namespace iotbridge::store {
 
@@ -59,6 +62,47 @@ std::vector<Value> Collection::distinct(const std::string& path, const Document&
       std::unique(values.begin(), values.end(), [](const Value& a, const Value& b) { return compare(a, b) == 0; }),
       values.end());
   return values;
+}
+
+std::unique_ptr<Cursor> Collection::aggregate(const std::vector<Document>& pipeline) {
+  aggregate::validate(pipeline);
+  // The leading $match stages select what find() reads; the rest runs here.
+  Document filter;
+  std::size_t first = 0;
+  Array matches;
+  for (; first < pipeline.size() && pipeline[first].keys()[0] == "$match"; ++first)
+    matches.push_back(pipeline[first].at("$match"));
+  if (matches.size() == 1) filter = matches[0].as_document();
+  if (matches.size() > 1) filter.append("$and", matches);
+  auto docs = find(filter)->to_vector();
+  return std::make_unique<detail::VectorCursor>(aggregate::run(std::move(docs), pipeline, first));
+}
+
+std::vector<Document> pipeline_from_json(std::string_view json) {
+  auto first = json.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos || json[first] != '[') {
+    // One stage alone is a pipeline of one.
+    if (first != std::string_view::npos && json[first] == '{') return {Document::from_json(json)};
+    throw Error(ErrorCategory::config,
+                "a pipeline is a JSON array of stages: '[{\"$match\": {...}}, {\"$group\": "
+                "{...}}]'");
+  }
+  Document wrapped;
+  try {
+    wrapped = Document::from_json("{\"p\": " + std::string(json) + "}");
+  } catch (const Error& e) {
+    if (auto why = detail::diagnose_json(json)) throw Error(ErrorCategory::config, "invalid JSON " + *why, e.code());
+    throw;
+  }
+  std::vector<Document> stages;
+  const Value list = wrapped.at("p");  // kept: as_array() refers into it
+  for (const auto& v : list.as_array().values()) {
+    if (!v.is<Document>())
+      throw Error(ErrorCategory::config,
+                  "each pipeline stage is a JSON object such as {\"$match\": {...}}, not " + v.to_json());
+    stages.push_back(v.as_document());
+  }
+  return stages;
 }
 
 }  // namespace iotbridge::store

@@ -3,6 +3,7 @@
 // or 1 (failure) with a sentence a person can act on.
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "cli_helpers.hpp"
@@ -10,6 +11,8 @@
 #include "servers.hpp"
 
 using namespace iotbridge;
+using iotbridge::store::Document;
+using iotbridge::store::open_store;
 using iotbridge::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -330,4 +333,75 @@ TEST_CASE("iotbridge-db: findone, distinct and replace on every backend", "[stor
   auto with_ops = on({"replace", "{}", R"({"$set": {"value": 1}})"});
   CHECK(with_ops.code == 1);
   CHECK_THAT(with_ops.out, Catch::Contains("iotbridge-db update"));
+}
+
+TEST_CASE("iotbridge-db: aggregate on every backend", "[store][cli]") {
+  REQUIRE(::access(kCli.c_str(), X_OK) == 0);
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "mongodb");
+  if (kind == "mongodb") IOTBRIDGE_REQUIRE_MONGO();
+  INFO("backend: " << kind);
+  Target t(kind);
+  auto on = [&](std::vector<std::string> args) {
+    args.insert(args.end(), {"--db", t.db});
+    return t(args);
+  };
+  REQUIRE(on({"insert", R"({"topic": "iot/a", "value": 1})", R"({"topic": "iot/b", "value": 2})",
+              R"({"topic": "iot/a", "value": 3})"})
+              .code == 0);
+  // A pipeline in [...] stays whole (CLI11 would split a list at its commas).
+  auto grouped =
+      on({"aggregate", R"([{"$group": {"_id": "$topic", "total": {"$sum": "$value"}}}, {"$sort": {"_id": 1}}])"});
+  INFO(grouped.out);
+  CHECK(grouped.code == 0);
+  CHECK(grouped.out == "{ \"_id\" : \"iot/a\", \"total\" : 4 }\n{ \"_id\" : \"iot/b\", \"total\" : 2 }\n");
+  CHECK(t({"aggregate", t.db, "sensors", R"([{"$match": {"value": {"$gt": 1}}}, {"$count": "n"}])"}).out ==
+        "{ \"n\" : 2 }\n");
+  auto pretty = on({"aggregate", R"([{"$match": {"value": 2}}, {"$project": {"_id": 0, "topic": 1}}])", "--pretty"});
+  CHECK(pretty.out == "{\n  \"topic\": \"iot/b\"\n}\n");
+  auto bad = on({"aggregate", R"([{"$match": {value: 1}}])"});
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.out, Catch::Contains("the pipeline is not valid JSON at position") &&
+                          Catch::Contains("keys need double quotes"));
+  auto missing = on({"aggregate"});
+  CHECK(missing.code == 2);
+  CHECK_THAT(missing.out, Catch::Contains("PIPELINE"));
+}
+
+TEST_CASE("iotbridge-db: tail prints the newest, and -f follows new documents until SIGTERM", "[store][cli][tail]") {
+  REQUIRE(::access(kCli.c_str(), X_OK) == 0);
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "mongodb");
+  if (kind == "mongodb") IOTBRIDGE_REQUIRE_MONGO();
+  INFO("backend: " << kind);
+  Target t(kind);
+  auto store = open_store(t.uri);
+  auto sensors = store->collection(t.db, "sensors");
+  for (int i = 1; i <= 5; ++i)
+    sensors->insert_one(Document::from_json(R"({"topic": "iot/a", "value": )" + std::to_string(i) + "}"));
+  sensors->insert_one(Document::from_json(R"({"topic": "iot/b", "value": 6})"));
+
+  // The newest, oldest of them first; a filter applies before -n.
+  CHECK(t({"tail", "--db", t.db, "-n", "2", "-p", "x"}).code == 2);  // tail has no --projection
+  auto newest = t({"tail", "--db", t.db, "-n", "2"});
+  CHECK(newest.code == 0);
+  CHECK_THAT(newest.out, Catch::Contains("\"value\" : 5 }\n{") && Catch::EndsWith("\"value\" : 6 }\n"));
+  auto filtered = t({"tail", "--db", t.db, R"({"topic": "iot/a"})", "-n", "1"});
+  CHECK_THAT(filtered.out, Catch::EndsWith("\"topic\" : \"iot/a\", \"value\" : 5 }\n"));
+
+  TempDir dir("iotbridge-tail");
+  auto out = dir / "tail.out";
+  auto follower = iotbridge::test::start_tool(
+      {kCli, "--store", t.uri, "tail", "--db", t.db, R"({"topic": "iot/a"})", "-n", "1", "-f"}, out);
+  REQUIRE(iotbridge::test::wait_until(
+      [&] { return iotbridge::test::contains(iotbridge::test::slurp(out), "\"value\" : 5 }"); }));
+  // Stored while tail -f runs: the match appears, the other topic does not.
+  sensors->insert_one(Document::from_json(R"({"topic": "iot/b", "value": 7})"));
+  sensors->insert_one(Document::from_json(R"({"topic": "iot/a", "value": 8, "marker": "new"})"));
+  INFO(iotbridge::test::slurp(out) << iotbridge::test::slurp(out.string() + ".err"));
+  REQUIRE(iotbridge::test::wait_until(
+      [&] { return iotbridge::test::contains(iotbridge::test::slurp(out), "\"marker\" : \"new\""); }));
+  CHECK(follower->terminate() == 0);
+  auto text = iotbridge::test::slurp(out);
+  CHECK(!iotbridge::test::contains(text, "\"value\" : 7"));
+  CHECK(!iotbridge::test::contains(text, "\"value\" : 4"));
+  CHECK(std::count(text.begin(), text.end(), '\n') == 2);  // the newest, then the new one: each once
 }

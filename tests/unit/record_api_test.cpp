@@ -2,7 +2,9 @@
 // Prometheus text), JSON Pointers, route validation and the decoder registry.
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <set>
 #include <string>
 
@@ -289,4 +291,15 @@ TEST_CASE("decoders: the built-ins by name, and one of your own", "[record][deco
   for (const char* n : {"auto", "number", "json", "text", "binary", "test-twice"})
     CHECK(std::count(names.begin(), names.end(), n) == 1);
   CHECK_THROWS_WITH(find_decoder("nope"), Catch::Contains("auto"));
+}
+
+TEST_CASE("metrics table: docs/recorder.md lists every field and metric name", "[record][metrics]") {
+  std::ifstream in(std::string(IOTBRIDGE_SOURCE_DIR) + "/docs/recorder.md");
+  REQUIRE(in);
+  std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const auto& m : recorder_metrics()) {
+    INFO(m.field);
+    CHECK(doc.find("`" + std::string(m.field) + "`") != std::string::npos);
+    if (!m.name.empty()) CHECK(doc.find("`" + std::string(m.name) + "`") != std::string::npos);
+  }
 }

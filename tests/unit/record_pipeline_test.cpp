@@ -143,7 +143,7 @@ TEST_CASE("pipeline: update_routes while running loses and doubles nothing", "[r
   CHECK(recorder.routes().size() == 2);
 }
 
-TEST_CASE("pipeline: a decoder may make several documents of one message; a failing one falls back", "[record]") {
+TEST_CASE("pipeline: a decoder may make several documents of one message, a failing one falls back", "[record]") {
   struct Pair final : PayloadDecoder {
     std::string_view name() const noexcept override { return "test-pair"; }
     void decode(const DecodeInput& in, std::vector<DecodedItem>& out) const override {

@@ -151,6 +151,17 @@ TEST_CASE("plot: each bad request says what is wrong", "[view][plot]") {
     CHECK_THAT(r.err, Catch::Contains(c.message));
     CHECK_FALSE(fs::exists(png));
   }
+  // The store is opened read-only: a mistyped SQLite path is an error, not a new file.
+  auto missing = out / "missing.db";
+  for (const char* verb : {"plot", "serve"}) {
+    std::vector<std::string> argv = {iotbridge_db(), "--store", "sqlite:" + missing.string(), verb};
+    if (std::string(verb) == "plot") argv.insert(argv.end(), {"-o", png});
+    auto r = run_tool(argv);
+    INFO(verb << " -> " << r.code << " " << r.err);
+    CHECK(r.code != 0);
+    CHECK_THAT(r.err, Catch::Contains("missing.db"));
+    CHECK_FALSE(fs::exists(missing));
+  }
   // Readings older than --since: the error names the newest one.
   auto old = s.db_tool({"plot", "-o", png, "--since", "5s"});
   CHECK(old.code == 1);

@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "iotbridge/mqtt/client.hpp"
+#include "iotbridge/record/fs.hpp"
 #include "iotbridge/record/metrics.hpp"
 #include "iotbridge/record/payload.hpp"
 #include "iotbridge/record/route.hpp"
@@ -112,6 +113,9 @@ struct RecorderOptions {
   /// it): the intake then slows down as with no spool. 0: no limit. When the
   /// disk itself is full, the write-ahead journal pauses the intake.
   std::uint64_t spool_max_bytes = 0;  ///< default 0: only the disk limits it
+  /// The file system of the journal and the spool; null: the real one
+  /// (Fs::posix()). Tests wrap it to inject a full disk or a failed fsync.
+  std::shared_ptr<Fs> fs = nullptr;
 
   // ---- the store failing ----
   std::chrono::milliseconds retry_delay_min{100};   ///< default 0.1 s, doubling per failure
@@ -171,7 +175,8 @@ class Recorder {
   /// stays in the journal and spool for the next start), closes. Idempotent.
   void stop();
 
-  /// start(); waits until `stop` is requested (ShutdownSignal::token()) or
+  /// start() unless running already (start() first, to report "subscribed"
+  /// before the wait); waits until `stop` is requested (ShutdownSignal::token()) or
   /// max_messages were accepted and stored; stop().
   /// @param stop  ends the run when requested (Ctrl-C / SIGTERM through ShutdownSignal)
   /// @return the final stats: `pending == 0` when everything accepted was stored

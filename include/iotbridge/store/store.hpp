@@ -16,10 +16,14 @@
 /// Error naming it, never ignored. Messages never contain credentials.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -72,6 +76,18 @@ struct FindOptions {
   Document sort;                       ///< {"value": -1, "reg_date": 1}; default: natural order
   std::int64_t skip = 0;               ///< default 0
   std::int64_t limit = 0;              ///< 0 = no limit
+};
+
+struct TailOptions {
+  /// The newest this many matches are delivered first, oldest of them first
+  /// (like tail -n); 0 for none.
+  std::int64_t last = 10;
+  /// Then keep delivering new matches as they are stored, until stopped.
+  bool follow = false;
+  /// How often polling looks for new documents (SQLite; MongoDB without a
+  /// change stream). One indexed range query per poll, so a short interval
+  /// is cheap; it bounds how late a new document shows.
+  std::chrono::milliseconds poll_interval{200};
 };
 
 struct InsertManyOptions {
@@ -163,6 +179,10 @@ class Cursor {
 inline Cursor::iterator begin(const std::unique_ptr<Cursor>& cursor) { return cursor->begin(); }
 inline Cursor::iterator end(const std::unique_ptr<Cursor>& cursor) { return cursor->end(); }
 
+/// A pipeline written as a JSON array of stages, '[{"$match": {...}}, ...]'.
+/// Throws Error (config) with the position and a hint when it does not parse.
+std::vector<Document> pipeline_from_json(std::string_view json);
+
 class Collection {
  public:
   virtual ~Collection() = default;
@@ -196,6 +216,27 @@ class Collection {
   /// distinct: an array contributes each element; sorted in MongoDB's order,
   /// numbers that compare equal (1, 1.0) count once. Reads every match.
   std::vector<Value> distinct(const std::string& path, const Document& filter = {});
+  /// Runs a MongoDB aggregation pipeline and streams its results. MongoDB:
+  /// passed to the server as it is. SQLite: leading $match stages and a
+  /// $group (by a field, an object of fields, $dateTrunc or null; $sum $avg
+  /// $min $max $count $first $last) run as one SQL query with GROUP BY, the
+  /// stages after it in process; other pipelines run in process on the
+  /// documents the leading $match selects. Implemented in process: $match
+  /// $project $group $sort $limit $skip $unwind $count $bucket $addFields $set,
+  /// the expression operators $dateTrunc (UTC) $year $month $dayOfMonth $hour
+  /// $minute $second $dayOfWeek $add $subtract $multiply $divide $concat
+  /// $ifNull $toDate $literal; anything else throws Error naming it. This
+  /// default runs every stage in process over find() (for other backends).
+  virtual std::unique_ptr<Cursor> aggregate(const std::vector<Document>& pipeline);
+  /// The newest matches, then (options.follow) each new match as it is
+  /// stored, in insertion order, until `stop` is requested: `on_document`
+  /// runs on the calling thread, which this call blocks. SQLite: polls by
+  /// insertion order. MongoDB: a change stream where the server has one (a
+  /// replica set), else polling by _id (ObjectIds grow with time). This
+  /// default polls by _id. Throws Error when the store fails; what
+  /// on_document throws propagates.
+  virtual void tail(const Document& filter, const TailOptions& options,
+                    const std::function<void(const Document&)>& on_document, std::stop_token stop);
 
   // ---- indexes ----
   /// Returns the index name. Creating an existing identical index is a no-op.
