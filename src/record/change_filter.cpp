@@ -123,7 +123,8 @@ std::optional<ChangeState> change_state_from_document(const store::Document& doc
 ChangeFilter::Lookup store_lookup(std::shared_ptr<store::Collection> collection, std::vector<std::string> fields) {
   return [collection = std::move(collection), fields = std::move(fields)](std::string_view topic) {
     store::FindOptions options;
-    options.sort = store::Document().append("reg_date", -1);
+    // Readings of one millisecond: the later _id (generated ones grow within a process).
+    options.sort = store::Document().append("reg_date", -1).append("_id", -1);
     auto doc = collection->find_one(store::Document().append("topic", topic), options);
     std::optional<ChangeState> state;
     if (doc) state = change_state_from_document(*doc, fields);

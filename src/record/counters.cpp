@@ -54,6 +54,23 @@ std::vector<std::pair<std::string, std::uint64_t>> RouteCounters::kinds() const 
   return kinds_;
 }
 
+void RouteCounters::count_quarantined(std::string_view reason) {
+  {
+    std::lock_guard lock(kinds_mutex_);
+    auto it = std::find_if(reasons_.begin(), reasons_.end(), [&](const auto& p) { return p.first == reason; });
+    if (it != reasons_.end())
+      ++it->second;
+    else
+      reasons_.emplace_back(std::string(reason), 1);
+  }
+  ++quarantined;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> RouteCounters::quarantine_reasons() const {
+  std::lock_guard lock(kinds_mutex_);
+  return reasons_;
+}
+
 RouteCounters& Counters::route(const std::string& name) {
   std::lock_guard lock(routes_mutex_);
   for (auto& r : routes_)
@@ -96,6 +113,7 @@ RecorderStats Counters::snapshot(const std::vector<std::string>& route_order) co
     IOTBRIDGE_RECORDER_METRICS(IOTBRIDGE_SNAP_R)
 #undef IOTBRIDGE_SNAP_R
     r.kinds = live->kinds();
+    r.quarantine_reasons = live->quarantine_reasons();
     for (const auto& [kind, n] : r.kinds) {
       if (kind == "number")
         s.numbers += n;
@@ -110,10 +128,11 @@ RecorderStats Counters::snapshot(const std::vector<std::string>& route_order) co
     }
     s.routes.push_back(std::move(r));
   }
-  // pending is what is neither stored nor rejected, per route and in total.
+  // pending is what is not done with (stored, rejected, suppressed or
+  // quarantined), per route and in total.
   s.pending = 0;
   for (auto& r : s.routes) {
-    std::uint64_t in = r.received + r.replayed, out = r.stored + r.rejected;
+    std::uint64_t in = r.received + r.replayed, out = r.stored + r.rejected + r.suppressed + r.quarantined;
     r.pending = in > out ? in - out : 0;
     s.pending += r.pending;
   }

@@ -84,6 +84,15 @@ void Intake::accept_reading(const CompiledRoute& route, const mqtt::Message& m, 
   item.reading.qos = m.qos;
   item.reading.retain = m.retain;
   item.reading.route = route.route.name;
+  // Dedup keys read from the message itself fix the _id here, before the
+  // journal: every replay and retry then carries it (JSON Pointer keys need
+  // the decoder and are read by the writer).
+  if (route.dedup.source() == DedupKey::Source::user_property || route.dedup.source() == DedupKey::Source::payload) {
+    if (auto key = route.dedup.from_message(m.payload, m.properties))
+      item.reading.id = dedup_id(route.route.name, m.topic, *key);
+    else
+      ++route.counters->without_dedup_key;
+  }
   if (wal_) item.seq = append_to_journal(item.reading);
   ++route.counters->received;
   // At shutdown a full queue no longer waits (see Recorder::stop()): the

@@ -180,8 +180,15 @@ std::string to_prometheus(const RecorderStats& stats) {
     if (m.name.empty()) return;
     header(m.name, m.help, m.type);
     if (m.per_route) {
-      for (const RouteStats& r : stats.routes)
+      for (const RouteStats& r : stats.routes) {
+        if (m.field == "quarantined") {  // the one row with a second label: {route, reason}
+          for (const auto& [reason, n] : r.quarantine_reasons)
+            out += fmt::format("{}{{route=\"{}\",reason=\"{}\"}} {}\n", m.name, label_value(r.name),
+                               label_value(reason), n);
+          continue;
+        }
         out += fmt::format("{}{{route=\"{}\"}} {}\n", m.name, label_value(r.name), route_value(r, m.field));
+      }
       return;
     }
     switch (c.kind) {

@@ -19,8 +19,11 @@
 #include <vector>
 
 #include "iotbridge/mqtt/client.hpp"
+#include "iotbridge/record/change_filter.hpp"
 #include "iotbridge/record/decoder.hpp"
+#include "iotbridge/record/dedup.hpp"
 #include "iotbridge/record/metrics.hpp"
+#include "iotbridge/record/retention.hpp"
 #include "iotbridge/record/route.hpp"
 #include "iotbridge/store/store.hpp"
 #include "iotbridge/topic_tree.hpp"
@@ -61,10 +64,14 @@ struct RouteCounters {
 #undef IOTBRIDGE_LIVE_ROUTE_ROUTE
   void count_kind(std::string_view kind, std::uint64_t n = 1);
   std::vector<std::pair<std::string, std::uint64_t>> kinds() const;
+  // One more quarantined reading (the `quarantined` row and its reason).
+  void count_quarantined(std::string_view reason);
+  std::vector<std::pair<std::string, std::uint64_t>> quarantine_reasons() const;
 
  private:
   mutable std::mutex kinds_mutex_;
   std::vector<std::pair<std::string, std::uint64_t>> kinds_;
+  std::vector<std::pair<std::string, std::uint64_t>> reasons_;
 };
 
 // The GLOBAL rows. Rows computed when a snapshot is taken (queue depth,
@@ -119,6 +126,14 @@ struct CompiledRoute {
   std::vector<std::pair<std::string, JsonPointer>> fields;
   std::shared_ptr<store::Collection> collection;  // set by RouteSet::open
   RouteCounters* counters = nullptr;
+  // ---- policies (route.hpp), set by RouteSet::open ----
+  DedupKey dedup;
+  std::shared_ptr<store::Collection> quarantine;  // the quarantine collection
+  // Change-only recording: used by the writer thread only (hence mutable on
+  // a route that is otherwise fixed); null when the route has no such policy.
+  mutable std::unique_ptr<ChangeFilter> change;
+  // Used by the recorder's expiry timer only.
+  mutable Retention retention;
 };
 
 // The routes in force, fixed once built: a reload builds a new set. Readings
@@ -134,8 +149,12 @@ class RouteSet {
   // The route of that name, or the first one (a reading of an earlier run
   // whose route is gone; "" is the first route too).
   const CompiledRoute& by_name(std::string_view name) const;
-  // Opens every route's collection.
-  void open(store::DocumentStore& store);
+  // Opens every route's collection and quarantine collection, creates a
+  // time-series collection a route asks for (Error (config) naming the
+  // option when the server cannot) and sets up retention and the change
+  // filters' read-back. Returns what is worth saying once (retention), and
+  // the failures of the setup that can wait (the store down at start).
+  std::vector<std::pair<mqtt::LogLevel, std::string>> open(store::DocumentStore& store);
 
   // The routes a message on `topic` goes to, for the handler of subscription
   // `filter`. The client calls the handler of every subscribed filter that
@@ -168,7 +187,8 @@ using Batch = std::vector<Item>;
 struct BuildResult {
   std::string_view kind;  // of the first item ("empty" when the decoder gave none)
   std::size_t documents = 0;
-  bool unmapped = false;  // a mapped field was missing
+  bool unmapped = false;           // a mapped field was missing
+  bool without_dedup_key = false;  // the route has a JSON Pointer dedup key and the payload lacks it
 };
 
 // The documents of one reading by its route: decoder, mapping, envelope.

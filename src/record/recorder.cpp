@@ -102,6 +102,30 @@ struct Recorder::Impl {
   detail::Intake intake;
   std::unique_ptr<detail::Writer> writer;
   std::unique_ptr<PeriodicTimer> stats_timer;
+  std::unique_ptr<PeriodicTimer> expiry_timer;
+
+  // One tick of the recorder's own expiry (routes whose store does not
+  // expire documents by itself): small batches, so inserts never wait long,
+  // and a bounded number per tick, so one tick never runs for long.
+  void expire_tick() {
+    static constexpr std::int64_t kBatch = 500;
+    static constexpr int kBatchesPerTick = 20;
+    for (const auto& route : current_routes()->routes()) {
+      if (route->route.expire_after.count() <= 0) continue;
+      try {
+        if (route->retention.mode() == Retention::Mode::none) {  // the store was down at start
+          route->retention = Retention::setup(*store, route->collection, route->route);
+          log(route->retention.mode() == Retention::Mode::conflict ? mqtt::LogLevel::warning : mqtt::LogLevel::notice,
+              route->retention.message());
+        }
+        for (int i = 0; i < kBatchesPerTick; ++i)
+          if (route->retention.expire_some(kBatch) < kBatch) break;
+      } catch (const std::exception& e) {
+        log(mqtt::LogLevel::warning, fmt::format("route '{}': removing expired documents failed, trying again: {}",
+                                                 route->route.name, e.what()));
+      }
+    }
+  }
   std::atomic<bool> running{false};
   Clock::time_point started_at{};
   std::atomic<std::uint64_t> connects{0};
@@ -261,7 +285,8 @@ void Recorder::update_routes(std::vector<Route> routes) {
   Impl& d = *impl_;
   auto set = std::make_unique<detail::RouteSet>(routes, d.counters);  // validates: throws before any change
   const detail::RouteSet* old = d.current_routes();
-  if (d.running) set->open(*d.store);
+  if (d.running)
+    for (const auto& [level, note] : set->open(*d.store)) d.log(level, note);
   std::vector<std::string> added, removed;
   for (const auto& f : set->filters())
     if (std::find(old->filters().begin(), old->filters().end(), f) == old->filters().end()) added.push_back(f);
@@ -293,7 +318,8 @@ void Recorder::start() {
     if (d.opts.check_store_on_start) d.store->ping();
     {
       std::lock_guard lock(d.routes_mutex);
-      for (auto& set : d.route_sets) set->open(*d.store);
+      for (auto& set : d.route_sets)
+        for (const auto& [level, note] : set->open(*d.store)) d.log(level, note);
     }
     d.queue = std::make_unique<detail::HandOff>(d.opts.queue_capacity);
     d.writer = std::make_unique<detail::Writer>(d.opts, d.counters, d.log, d.progress, d.intake, *d.queue, d.wal.get(),
@@ -333,6 +359,10 @@ void Recorder::start() {
     d.stats_timer = std::make_unique<PeriodicTimer>(d.opts.stats_interval, [this] { impl_->opts.on_stats(stats()); });
     d.stats_timer->start();
   }
+  // Retention done by the recorder (SQLite, servers without TTL indexes);
+  // every route set is checked on each tick, so a reload needs nothing more.
+  d.expiry_timer = std::make_unique<PeriodicTimer>(std::chrono::seconds(1), [&d] { d.expire_tick(); });
+  d.expiry_timer->start();
 }
 
 void Recorder::stop() {
@@ -341,6 +371,10 @@ void Recorder::stop() {
   if (d.stats_timer) {
     d.stats_timer->stop();
     d.stats_timer.reset();
+  }
+  if (d.expiry_timer) {
+    d.expiry_timer->stop();
+    d.expiry_timer.reset();
   }
   // 1. Stop taking messages: the broker keeps what it has not delivered
   //    (persistent session) or drops it (clean session), as MQTT says. A
@@ -362,7 +396,7 @@ void Recorder::stop() {
   {
     auto settled = [&d] {
       auto s = d.counters.snapshot({});
-      return s.stored + s.rejected;
+      return s.stored + s.rejected + s.suppressed + s.quarantined;
     };
     std::unique_lock lk(d.progress.mutex);
     std::uint64_t last = settled();

@@ -1,9 +1,12 @@
 // The routes in force (which routes a message goes to) and the documents a
 // route makes of a reading (decoder -> field mapping -> envelope).
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "document_envelope.hpp"
 #include "iotbridge/error.hpp"
+#include "iotbridge/record/quarantine.hpp"
 #include "iotbridge/topic.hpp"
 #include "pipeline.hpp"
 
@@ -16,6 +19,7 @@ RouteSet::RouteSet(const std::vector<Route>& routes, Counters& counters) {
     compiled->route = r;
     compiled->decoder = find_decoder(r.decoder);
     for (const auto& [field, pointer] : r.fields) compiled->fields.emplace_back(field, JsonPointer(pointer));
+    compiled->dedup = DedupKey(r.dedup_key);
     compiled->counters = &counters.route(r.name);
     for (const auto& f : r.filters) {
       auto it = std::find(filters_.begin(), filters_.end(), f);
@@ -50,8 +54,51 @@ const CompiledRoute& RouteSet::by_name(std::string_view name) const {
   return *routes_.front();
 }
 
-void RouteSet::open(store::DocumentStore& store) {
-  for (auto& r : routes_) r->collection = store.collection(r->route.database, r->route.collection);
+std::vector<std::pair<mqtt::LogLevel, std::string>> RouteSet::open(store::DocumentStore& store) {
+  std::vector<std::pair<mqtt::LogLevel, std::string>> notes;
+  for (auto& r : routes_) {
+    const Route& route = r->route;
+    r->collection = store.collection(route.database, route.collection);
+    r->quarantine = store.collection(route.database, quarantine_collection(route));
+    try {
+      prepare_timeseries(store, route);
+    } catch (const Error& e) {
+      if (e.category() == ErrorCategory::config) throw;
+      notes.emplace_back(
+          mqtt::LogLevel::warning,
+          fmt::format("route '{}': cannot check its time-series collection yet: {}", route.name, e.what()));
+    }
+    if (route.deadband || route.on_change) {
+      std::vector<std::string> names;
+      for (const auto& [field, pointer] : route.fields) names.push_back(field);
+      ChangePolicy policy{route.deadband, route.on_change, route.heartbeat};
+      r->change = std::make_unique<ChangeFilter>(policy, store_lookup(r->collection, names));
+      try {
+        // The read-back of each topic's last stored document, kept cheap.
+        store::IndexSpec index;
+        index.keys = {{"topic", 1}, {"reg_date", -1}};
+        r->collection->create_index(index);
+      } catch (const std::exception& e) {
+        notes.emplace_back(mqtt::LogLevel::warning,
+                           fmt::format("route '{}': no index on topic, reg_date for deadband/on_change ({}); the "
+                                       "read-back of the last stored values is slower without it",
+                                       route.name, e.what()));
+      }
+    }
+    if (route.expire_after.count() > 0) {
+      try {
+        r->retention = Retention::setup(store, r->collection, route);
+        notes.emplace_back(
+            r->retention.mode() == Retention::Mode::conflict ? mqtt::LogLevel::warning : mqtt::LogLevel::notice,
+            r->retention.message());
+      } catch (const std::exception& e) {
+        notes.emplace_back(mqtt::LogLevel::warning,
+                           fmt::format("route '{}': expire_after not set up yet ({}); tried again while running",
+                                       route.name, e.what()));
+      }
+    }
+  }
+  return notes;
 }
 
 bool RouteSet::match(std::string_view filter, std::string_view topic, std::vector<const CompiledRoute*>& out) const {
@@ -136,8 +183,16 @@ BuildResult build_documents(const CompiledRoute& route, const Reading& reading, 
       // payload that is not a JSON object (nothing of it would be left).
       if (!route.route.keep_payload && item.value.get_if<store::Document>()) value = nullptr;
     }
+    store::ObjectId id = item_id(reading.id, k);
+    if (route.dedup.source() == DedupKey::Source::json_pointer) {
+      // The k-th document of a reading: the key with its index, so that each has its own _id.
+      if (auto key = route.dedup.from_value(item.value))
+        id = dedup_id(route.route.name, reading.topic, k == 0 ? *key : *key + "#" + std::to_string(k));
+      else
+        result.without_dedup_key = true;
+    }
     BuildInfo info;
-    out.push_back(make_document(reading, item_id(reading.id, k), value, &fields, options, &info));
+    out.push_back(make_document(reading, id, value, &fields, options, &info));
   }
   result.documents = items.size();
   return result;

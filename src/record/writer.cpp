@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "iotbridge/record/quarantine.hpp"
+
 namespace iotbridge::record::detail {
 
 Writer::Writer(const RecorderOptions& options, Counters& counters, const Log& log, Progress& progress, Intake& intake,
@@ -30,16 +32,37 @@ std::size_t Writer::spill_threshold() const {
   return options_.spill_threshold ? options_.spill_threshold : std::max<std::size_t>(1, options_.queue_capacity / 2);
 }
 
+namespace {
+
+// What a route's policies decided for one reading, once per store attempt.
+struct Fate {
+  enum class Kind { store, suppress, quarantine } kind = Kind::store;
+  QuarantineReason reason = QuarantineReason::refused;
+  std::string message;
+  int code = 0;
+  bool quarantined = false;  // the quarantine document is written
+  bool decided = false;
+};
+
+}  // namespace
+
 // Stores the readings of one route (trying again and again while the store
 // fails). Between attempts `between()` may take the batch elsewhere (returns
-// true: abandoned; nothing of `group` may be touched then).
+// true: abandoned; nothing of `group` may be touched then). The route's
+// policies run once per reading: deadband/on_change suppress, oversized and
+// unmapped readings (by choice) and documents the store refuses go to the
+// quarantine collection; a failed quarantine write is retried like a failed
+// insert, so the reading stays (memory, journal, spool) until it is written.
 template <typename Between>
 Writer::Outcome Writer::store_group(const std::vector<Item*>& group, Between&& between) {
   const CompiledRoute& route = *group.front()->route;
   RouteCounters& counters = *route.counters;
+  const std::size_t max_bytes =
+      route.route.max_document_bytes ? route.route.max_document_bytes : options_.max_document_bytes;
   std::size_t offset = 0;  // group[0, offset) are done
   int doc_failures = 0;    // consecutive document-level failures at `offset`
   std::vector<BuildResult> built(group.size());
+  std::vector<Fate> fates(group.size());
   std::vector<std::size_t> reading_of;  // document index -> reading index
   store::InsertManyOptions insert_options;
   insert_options.ordered = true;
@@ -50,24 +73,37 @@ Writer::Outcome Writer::store_group(const std::vector<Item*>& group, Between&& b
     if (begin >= end) return;
     const auto now = store::DateTime::now();
     std::string_view kind = built[begin].kind;
-    std::uint64_t same_kind = 0, unmapped = 0;
+    std::uint64_t same_kind = 0, unmapped = 0, suppressed = 0, stored = 0;
     thread_local std::vector<double> latencies;
     latencies.clear();
     for (std::size_t i = begin; i < end; ++i) {
+      if (fates[i].kind == Fate::Kind::quarantine) continue;  // counted when written
+      if (fates[i].kind == Fate::Kind::suppress) {
+        ++suppressed;
+        continue;
+      }
       if (built[i].kind != kind) {
-        counters.count_kind(kind, same_kind);
+        if (same_kind) counters.count_kind(kind, same_kind);
         kind = built[i].kind;
         same_kind = 0;
       }
       ++same_kind;
+      ++stored;
       if (built[i].unmapped) ++unmapped;
       latencies.push_back(
           std::max<double>(0, static_cast<double>(now.millis - group[i]->reading.received.millis) / 1000.0));
     }
-    counters.count_kind(kind, same_kind);
+    if (same_kind) counters.count_kind(kind, same_kind);
     if (unmapped) counters.unmapped += unmapped;
+    if (suppressed) counters.suppressed += suppressed;
     counters_.receive_to_store_seconds.observe_all(latencies);
-    counters.stored += end - begin;
+    counters.stored += stored;
+  };
+  auto quarantine = [&](std::size_t i, QuarantineReason reason, std::string message, int code) {
+    fates[i].kind = Fate::Kind::quarantine;
+    fates[i].reason = reason;
+    fates[i].message = std::move(message);
+    fates[i].code = code;
   };
 
   while (offset < group.size()) {
@@ -75,12 +111,70 @@ Writer::Outcome Writer::store_group(const std::vector<Item*>& group, Between&& b
     docs.reserve(group.size() - offset);
     reading_of.clear();
     for (std::size_t i = offset; i < group.size(); ++i) {
+      if (fates[i].kind != Fate::Kind::store) continue;
       std::string error;
+      const std::size_t first = docs.size();
       built[i] = build_documents(route, group[i]->reading, docs, &error);
-      if (!error.empty()) log_(mqtt::LogLevel::warning, error);
+      if (!error.empty() && !fates[i].decided) log_(mqtt::LogLevel::warning, error);
+      if (!fates[i].decided) {
+        // Decided once per reading; a read-back that throws (the store
+        // failing) leaves it undecided for the next attempt.
+        std::size_t largest = 0;
+        for (std::size_t k = first; k < docs.size(); ++k) largest = std::max(largest, docs[k].size());
+        if (built[i].unmapped && route.route.on_unmapped == Route::OnUnmapped::quarantine) {
+          quarantine(i, QuarantineReason::unmapped, "the payload lacks a mapped field (on_unmapped = \"quarantine\")",
+                     0);
+        } else if (largest > max_bytes) {
+          quarantine(i, QuarantineReason::too_large,
+                     fmt::format("the document is {} bytes; max_document_bytes is {}", largest, max_bytes), 0);
+        } else if (route.change && docs.size() - first == 1) {
+          // Change-only recording compares one document per reading (a
+          // decoder that makes several is stored as it is).
+          const store::Document& doc = docs[first];
+          std::vector<std::pair<std::string, store::Value>> values;
+          if (route.fields.empty()) {
+            if (auto v = doc.get("value")) values.emplace_back("value", std::move(*v));
+          } else {
+            for (auto& [key, v] : doc.fields())
+              for (const auto& [name, pointer] : route.fields)
+                if (key == name) values.emplace_back(key, v);
+          }
+          auto id = doc.get_object_id("_id").value_or(group[i]->reading.id);
+          if (!stores(route.change->decide(group[i]->reading.topic, id, group[i]->reading.received, values)))
+            fates[i].kind = Fate::Kind::suppress;
+        }
+        fates[i].decided = true;
+        if (built[i].without_dedup_key) ++counters.without_dedup_key;
+        if (fates[i].kind != Fate::Kind::store) {
+          docs.resize(first);
+          continue;
+        }
+      }
       reading_of.resize(docs.size(), i);
     }
     try {
+      // Quarantined readings first: their documents are small and rarely
+      // refused, and a failure here is retried like any store failure.
+      std::vector<store::Document> held;
+      std::vector<std::size_t> held_of;
+      for (std::size_t i = offset; i < group.size(); ++i) {
+        Fate& f = fates[i];
+        if (f.kind != Fate::Kind::quarantine || f.quarantined) continue;
+        QuarantinedReading q{group[i]->reading, route.route.name, f.reason, f.message, f.code, store::DateTime::now()};
+        held.push_back(to_document(q));
+        held_of.push_back(i);
+      }
+      if (!held.empty()) {
+        route.quarantine->insert_many(std::move(held), insert_options);
+        for (std::size_t i : held_of) {
+          fates[i].quarantined = true;
+          counters.count_quarantined(to_string(fates[i].reason));
+          log_(mqtt::LogLevel::warning,
+               fmt::format("reading {} on '{}' (route '{}') quarantined in {}.{}: {}", group[i]->reading.id.to_hex(),
+                           group[i]->reading.topic, route.route.name, route.route.database,
+                           quarantine_collection(route.route), fates[i].message));
+        }
+      }
       const auto started = Clock::now();
       store::InsertManyResult result;
       if (!docs.empty()) result = route.collection->insert_many(std::move(docs), insert_options);
@@ -101,13 +195,10 @@ Writer::Outcome Writer::store_group(const std::vector<Item*>& group, Between&& b
       doc_failures = failed > before ? 1 : doc_failures + 1;
       log_.set_error(std::string("store refused a document: ") + e.what());
       if (doc_failures >= 3 && offset < group.size()) {
-        // Three refusals of the same document: it will never go in. Skip it,
-        // loudly; everything else in the batch still gets stored.
-        ++counters.rejected;
-        log_(mqtt::LogLevel::error,
-             fmt::format("reading {} on '{}' (route '{}') rejected by the store, skipped: {}",
-                         group[offset]->reading.id.to_hex(), group[offset]->reading.topic, route.route.name, e.what()));
-        ++offset;
+        // Three refusals of the same document: it will never go in as it is.
+        // It goes to the quarantine collection (next attempt, at once);
+        // everything else in the batch still gets stored.
+        quarantine(offset, classify_refusal(e.code(), e.what()), e.what(), e.code());
         doc_failures = 0;
         progress_.notify();
         continue;

@@ -121,7 +121,7 @@ std::optional<ChangeState> change_state_from_document(const store::Document& doc
                                                       const std::vector<std::string>& fields);
 
 /// A Lookup reading the newest document of a topic from `collection`
-/// (find {topic} sorted by reg_date descending, limit 1; an index on
+/// (find {topic} sorted by reg_date, then _id, descending, limit 1; an index on
 /// {topic: 1, reg_date: -1} keeps it cheap). A store that fails throws.
 ChangeFilter::Lookup store_lookup(std::shared_ptr<store::Collection> collection, std::vector<std::string> fields);
 

@@ -8,7 +8,7 @@
 /// one line here plus the code that counts it.
 ///
 /// Counting rule (per route and in total), at any moment:
-///   received + replayed = stored + rejected + pending
+///   received + replayed = stored + rejected + suppressed + quarantined + pending
 /// where a reading is one (route, message) pair: a message that matches two
 /// routes is two readings.
 ///
@@ -91,6 +91,12 @@ struct HistogramSnapshot {
     "Readings recovered at start from the write-ahead journal and spool of an earlier run.")                          \
   X(COUNTER, rejected, "iotbridge_readings_rejected_total", ROUTE, "?rejected {}",                                    \
     "Readings the store refused as a document (or too large for one), skipped and logged.")                           \
+  X(COUNTER, suppressed, "iotbridge_readings_suppressed_total", ROUTE, "?suppressed {}",                              \
+    "Readings not stored: the route's deadband or on_change found no change since the last stored one.")              \
+  X(COUNTER, quarantined, "iotbridge_readings_quarantined_total", ROUTE, "?quarantined {}",                           \
+    "Readings kept in the route's quarantine collection (refused by the store, or unmapped), by label reason.")       \
+  X(COUNTER, without_dedup_key, "iotbridge_readings_without_dedup_key_total", ROUTE, "?nokey {}",                     \
+    "Readings of a route with a dedup key that lacked the key (stored under a generated _id).")                       \
   X(COUNTER, unmapped, "iotbridge_readings_unmapped_total", ROUTE, "?unmapped {}",                                    \
     "Readings stored without a mapped field because the payload lacked its JSON Pointer.")                            \
   X(COUNTER, unrouted, "iotbridge_messages_unrouted_total", GLOBAL, "?unrouted {}",                                   \
@@ -147,6 +153,10 @@ struct RouteStats {
   /// Stored readings per kind the decoder reported ("number", "json", ...),
   /// in first-seen order; exported as iotbridge_readings_decoded_total{route,kind}.
   std::vector<std::pair<std::string, std::uint64_t>> kinds;
+  /// Quarantined readings per reason ("too_large", ...), in first-seen
+  /// order; the `quarantined` row is their sum and is exported per reason,
+  /// as iotbridge_readings_quarantined_total{route,reason}.
+  std::vector<std::pair<std::string, std::uint64_t>> quarantine_reasons;
 };
 
 /// A snapshot of the counters (Recorder::stats()). The fields are the rows of

@@ -26,6 +26,7 @@
 #include "iotbridge/record/payload.hpp"
 #include "iotbridge/record/route.hpp"
 #include "iotbridge/store/document.hpp"
+#include "iotbridge/store/store.hpp"
 
 namespace iotbridge::record {
 
@@ -70,5 +71,22 @@ store::Document to_document(const QuarantinedReading& q);
 /// Reads a quarantine document back. Throws Error (store) naming the field
 /// when `doc` is not one (a missing _id, topic, payload or reg_date).
 QuarantinedReading quarantined_reading_from_document(const store::Document& doc);
+
+struct QuarantineReplay {
+  std::int64_t moved = 0;   ///< stored in the route's collection and removed from the quarantine
+  std::int64_t failed = 0;  ///< refused again: kept, with the new reason
+};
+
+/// Replays a route's quarantined readings (those matching `filter`, e.g.
+/// {"reason": "too_large"}) after their cause was fixed: each is decoded and
+/// checked as the route says now (decoder, fields, max_document_bytes; 0
+/// there means 16 MiB - 16 KiB), inserted into the route's collection under
+/// its own _id, and removed from the quarantine. One that fails again stays,
+/// its reason, message and code updated. Change-only policies do not apply
+/// (a quarantined reading was never compared). Throws Error (store) when the
+/// store fails (what was moved before stays moved), Error (config) for an
+/// invalid route.
+QuarantineReplay replay_quarantine(store::DocumentStore& store, const Route& route,
+                                   const store::Document& filter = store::Document());
 
 }  // namespace iotbridge::record
