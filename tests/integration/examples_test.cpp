@@ -345,5 +345,5 @@ TEST_CASE("examples: each opens with what it teaches and how to run it, and has 
     CHECK(fs::exists(source_dir / "docs/examples" / (name + ".md")));
     CHECK_THAT(index, Catch::Contains("(" + name + ".md)"));
   }
-  CHECK(examples == 9);
+  CHECK(examples == 10);
 }
