@@ -18,6 +18,13 @@ every row (count stored or received). Usage:
 
   /usr/bin/python3 bench/record_compare.py [--build build/test] [--count 200000]
       [--slow-count 20000] [--ferretdb PATH] [--runs 1]
+
+--mode stream is the row a user sees: a QoS 0 live stream of --count readings
+from `mosquitto_pub -l` while the consumer runs, timed from the first publish
+to the consumer's exit, for `iotbridge-sub -C N --store sqlite:...` (the
+recorder, journal on) against `mosquitto_sub -C N` in the same run:
+
+  /usr/bin/python3 bench/record_compare.py --mode stream --count 1000000 [--runs 3]
 """
 import argparse
 import json
@@ -159,19 +166,100 @@ def run_peer(mode, name, consumer_cmd, ready, e2e, port, count, out_path, sessio
     return elapsed, rss, code, rest
 
 
+def stream_run(consumer_cmd, port, lines_path, count, out_path):
+    """Starts the consumer, lets it subscribe, pipes `count` lines into
+    mosquitto_pub -l (QoS 0), and times first publish -> consumer exit.
+    Returns (seconds, peak RSS KiB, exit code)."""
+    with open(out_path, "w") as out:
+        consumer = subprocess.Popen(consumer_cmd, stdout=out, stderr=subprocess.STDOUT)
+        time.sleep(1.0)  # neither consumer says when it is subscribed; a second is plenty on loopback
+        with open(lines_path, "rb") as lines:
+            start = time.monotonic()
+            pub = subprocess.Popen(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "0",
+                                    "-t", "iot/bench/stream", "-l"], stdin=lines)
+            code, rss = wait4_rss(consumer, timeout=max(120, count / 5000))
+            elapsed = time.monotonic() - start
+        pub.wait()
+    return elapsed, rss, code
+
+
+def stream_main(args):
+    n = args.count
+    sub_bin = os.path.join(args.build, "cli", "iotbridge-sub")
+    if not os.access(sub_bin, os.X_OK):
+        sys.exit("build iotbridge-sub first: " + sub_bin)
+    tmp = tempfile.mkdtemp(prefix="iotbridge-stream-bench-")
+    lines_path = os.path.join(tmp, "lines")
+    with open(lines_path, "w") as f:
+        for i in range(n):
+            f.write("%.1f\n" % (20 + (i % 200) * 0.1))
+    broker, port = start_mosquitto(tmp)
+    results = {"mosquitto_sub -C N": [], "iotbridge-sub -C N --store sqlite (journal on)": []}
+    try:
+        for r in range(args.runs):
+            out = os.path.join(tmp, "sub.out")
+            el, rss, code = stream_run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "0",
+                                        "-t", "iot/bench/#", "-C", str(n)], port, lines_path, n, out)
+            with open(out, "rb") as f:
+                got = sum(1 for _ in f)
+            results["mosquitto_sub -C N"].append((el, rss, code, got))
+            print("run %d mosquitto_sub: %.2f s, %d received, exit %d" % (r + 1, el, got, code), file=sys.stderr,
+                  flush=True)
+            db = os.path.join(tmp, "stream%d.db" % r)
+            spool = os.path.join(tmp, "spool%d" % r)
+            el, rss, code = stream_run([sub_bin, "-h", "127.0.0.1", "-p", str(port), "-q", "0", "-t", "iot/bench/#",
+                                        "-C", str(n), "--store", "sqlite:" + db, "--spool", spool, "--stats-json"],
+                                       port, lines_path, n, os.path.join(tmp, "rec.out"))
+            stored = 0
+            with open(os.path.join(tmp, "rec.out")) as f:
+                for line in f:
+                    if line.startswith("{"):
+                        stored = json.loads(line).get("stored", stored)
+            results["iotbridge-sub -C N --store sqlite (journal on)"].append((el, rss, code, stored))
+            print("run %d iotbridge-sub --store: %.2f s, %d stored, exit %d" % (r + 1, el, stored, code),
+                  file=sys.stderr, flush=True)
+            shutil.rmtree(spool, ignore_errors=True)
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(db + suffix):
+                    os.remove(db + suffix)
+    finally:
+        broker.terminate()
+        broker.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def median(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2]
+
+    sub_time = median([r[0] for r in results["mosquitto_sub -C N"]])
+    print("mode: stream (QoS 0, mosquitto_pub -l, first publish -> consumer exit), %d readings, median of %d runs"
+          % (n, args.runs))
+    print("| consumer | readings | received/stored (worst run) | seconds (median) | msg/s | vs mosquitto_sub "
+          "| peak RSS (max) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, rs in results.items():
+        t = median([r[0] for r in rs])
+        got = min(r[3] for r in rs)
+        print("| %s | %d | %d%s | %.2f | %.0f | %.2fx | %.1f MiB |" % (
+            name, n, got, "" if got == n else " LOSS", t, n / t, sub_time / t, max(r[1] for r in rs) / 1024.0))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(ROOT, "build", "test"))
     ap.add_argument("--count", type=int, default=200000)
     ap.add_argument("--slow-count", type=int, default=10000, help="readings for the one-insert-per-message peer")
     ap.add_argument("--runs", type=int, default=3, help="rounds (rows interleaved); the median rate is reported")
-    ap.add_argument("--mode", choices=["backlog", "live"], default="backlog",
+    ap.add_argument("--mode", choices=["backlog", "live", "stream"], default="backlog",
                     help="backlog (default): the broker holds the readings, the consumer drains them at its "
-                         "speed; live: the consumer runs while the QoS 1 publisher sends")
+                         "speed; live: the consumer runs while the QoS 1 publisher sends; stream: QoS 0 "
+                         "mosquitto_pub -l into iotbridge-sub --store vs mosquitto_sub, first publish -> exit")
     ap.add_argument("--ferretdb", default=os.environ.get("IOTBRIDGE_FERRETDB",
                                                          os.path.expanduser("~/.cache/iotbridge/ferretdb-v1.24.2/ferretdb")))
     ap.add_argument("--skip", default="", help="comma-separated row names to skip (sqlite,nosync,ferretdb,paho,sub)")
     args = ap.parse_args()
+    if args.mode == "stream":
+        return stream_main(args)
     e2e = os.path.join(args.build, "bench", "bench_record_e2e")
     if not os.access(e2e, os.X_OK):
         sys.exit("build bench_record_e2e first (cmake -DIOTBRIDGE_BUILD_BENCH=ON): " + e2e)

@@ -22,9 +22,11 @@
 #include <vector>
 
 #include "db_target.hpp"
+#include "iotbridge/duration.hpp"
 #include "iotbridge/error.hpp"
 #include "iotbridge/shutdown.hpp"
 #include "iotbridge/store/open.hpp"
+#include "view/commands.hpp"
 
 using namespace iotbridge;
 using namespace iotbridge::store;
@@ -258,6 +260,7 @@ int main(int argc, char** argv) {
   // Verbs of other files register here, with one call each taking `app` and
   // `flags` (cli::resolve(flags) gives their store, database and collection);
   // they run from their CLI11 callbacks during parsing.
+  view::add_view_commands(app, {flags.store_uri, flags.database, flags.collection});  // plot, serve
 
   // An unknown verb gets its own message (CLI11 would only say that a
   // subcommand is required).
@@ -293,6 +296,16 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // a verb that ran in its callback (plot, serve) and printed its outcome
+  } catch (const CLI::ExtrasError& e) {
+    if (app.get_subcommands().empty() && argc > 1) {
+      std::cerr << "iotbridge-db: unknown verb: " << e.what() << "\nverbs: " << verb_list(app)
+                << " (iotbridge-db --help)\n";
+      return kUsage;
+    }
+    std::cerr << "iotbridge-db: " << e.what() << " (iotbridge-db --help)\n";
+    return kUsage;
   } catch (const CLI::ParseError& e) {
     std::cerr << "iotbridge-db: " << e.what() << " (iotbridge-db --help)\n";
     return kUsage;
@@ -471,7 +484,10 @@ int main(int argc, char** argv) {
         for (const auto& info : c->list_indexes()) {
           Document k;
           for (const auto& [path, dir] : info.keys) k.append(path, dir);
-          fmt::print("{} {}{}\n", info.name, k.to_json(), info.unique ? " unique" : "");
+          fmt::print("{} {}{}{}\n", info.name, k.to_json(), info.unique ? " unique" : "",
+                     info.expire_after_seconds > 0
+                         ? " expires after " + format_duration(std::chrono::seconds(info.expire_after_seconds))
+                         : std::string());
         }
       } else {
         IndexSpec spec;
@@ -495,6 +511,15 @@ int main(int argc, char** argv) {
       if (s.capped)
         d.append("maxSize", static_cast<long long>(s.max_size_bytes))
             .append("max", static_cast<long long>(s.max_documents));
+      // Retention: each TTL index ("documents expire 30d after reg_date").
+      for (const auto& info : store->collection(t.db, t.coll)->list_indexes())
+        if (info.expire_after_seconds > 0 && info.keys.size() == 1)
+          d.append("retention",
+                   Document()
+                       .append("field", info.keys.front().first)
+                       .append("expireAfterSeconds", static_cast<long long>(info.expire_after_seconds))
+                       .append("expireAfter", format_duration(std::chrono::seconds(info.expire_after_seconds)))
+                       .append("index", info.name));
       fmt::print("{}\n", d.to_pretty_json());
     }
     return 0;

@@ -18,6 +18,7 @@
 #include "iotbridge/mqtt/format.hpp"
 #include "iotbridge/mqtt/mosquitto.hpp"
 #include "iotbridge/record/recorder.hpp"
+#include "iotbridge/record/report.hpp"
 #include "iotbridge/shutdown.hpp"
 #include "iotbridge/store/open.hpp"
 #include "iotbridge/topic.hpp"
@@ -150,17 +151,16 @@ int run_recorder(const ConnectionFlags& conn, const Connection& connection, cons
   record::RecorderStats stats;
   try {
     record::Recorder recorder(o, nullptr, client);
+    recorder.start();  // first, so that the start line follows a start that worked
+    if (!quiet) std::cerr << record::start_line(o) << std::endl;
     StopTimer timer(shutdown, f.timeout_seconds);
     stats = recorder.run(shutdown.token());
   } catch (const Error& e) {
     report_error(quiet, e.what());
     return kExitError;
   }
-  if (stats_json) {
-    std::cout << stats.to_json() << '\n';
-  } else if (debug || f.stats_interval > 0) {
-    std::cerr << stats.status_line() << '\n';
-  }
+  if (stats_json) std::cout << stats.to_json() << '\n';
+  if (!quiet) std::cerr << record::summary_line(stats) << '\n';  // not the status line: no "mqtt DOWN" at a clean stop
   if (stats.pending > 0) {
     report_error(quiet, std::to_string(stats.pending) + " readings are not stored yet (" + stats.last_error +
                             "); they wait in '" + f.spool + "' for the next run.");
@@ -237,6 +237,7 @@ int run(int argc, char** argv) {
     if (f.count < 0) throw UsageError("invalid -C count " + std::to_string(f.count) + ": use a positive number.");
     if (f.timeout_seconds < 0) throw UsageError("invalid -W timeout: use a positive number of seconds.");
     if (f.json && !f.format.empty()) throw UsageError("--json and -F choose different outputs: give one of them.");
+    if (auto problem = mqtt::format_problem(f.format)) throw UsageError(*problem);
     if (!f.store.empty()) {
       if (f.verbose || f.json || !f.format.empty() || f.no_eol || f.pretty)
         throw UsageError(

@@ -68,4 +68,10 @@ add_test(NAME docs:cli_reference COMMAND python3 ${PROJECT_SOURCE_DIR}/tests/doc
                                          ${PROJECT_SOURCE_DIR}/docs/cli.md $<TARGET_FILE_DIR:iotbridge-sub>)
 # Every relative link in README.md and docs/*.md points at a file that exists.
 add_test(NAME docs:links COMMAND python3 ${PROJECT_SOURCE_DIR}/tests/docs/links_test.py ${PROJECT_SOURCE_DIR})
-set_tests_properties(docs:readme docs:cli_reference docs:links PROPERTIES LABELS docs TIMEOUT 120)
+# docs/recorder-config.md against the recorder's key table (--keys), both ways.
+add_test(NAME docs:recorder_keys COMMAND python3 ${PROJECT_SOURCE_DIR}/tests/docs/recorder_keys_test.py
+                                         ${PROJECT_SOURCE_DIR}/docs/recorder-config.md $<TARGET_FILE:iotbridge-recorder>)
+# The Grafana dashboard and the PromQL of docs/operating.md name only metrics of the table.
+add_test(NAME docs:grafana COMMAND python3 ${PROJECT_SOURCE_DIR}/tests/docs/grafana_test.py ${PROJECT_SOURCE_DIR})
+set_tests_properties(docs:readme docs:cli_reference docs:links docs:recorder_keys docs:grafana PROPERTIES LABELS docs
+                     TIMEOUT 120)

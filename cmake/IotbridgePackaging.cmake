@@ -36,7 +36,8 @@ if(IOTBRIDGE_BUILD_CLI AND IOTBRIDGE_MAN_PAGES)
   set(iotbridge_man_name_iotbridge-pub "publish MQTT messages or simulated sensor readings (mosquitto_pub compatible)")
   set(iotbridge_man_name_iotbridge-sub "subscribe to MQTT topics and print or record the messages (mosquitto_sub compatible)")
   set(iotbridge_man_name_iotbridge-db "list, query and change the documents of an iotbridge store")
-  foreach(tool iotbridge-pub iotbridge-sub iotbridge-db)
+  set(iotbridge_man_name_iotbridge-recorder "record MQTT readings into a document store, as a TOML file configures")
+  foreach(tool iotbridge-pub iotbridge-sub iotbridge-db iotbridge-recorder)
     if(NOT TARGET ${tool})
       continue()
     endif()
@@ -69,23 +70,45 @@ if(IOTBRIDGE_BUILD_CLI)
   install(FILES ${PROJECT_SOURCE_DIR}/packaging/systemd/example.env DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
           RENAME recorder.env)
 endif()
+# ---- iotbridge-recorder as a service: its unit and /etc/iotbridge/recorder.toml ----
+if(TARGET iotbridge-recorder)
+  install(FILES ${PROJECT_SOURCE_DIR}/packaging/systemd/iotbridge-recorder.service
+          DESTINATION ${IOTBRIDGE_SYSTEMD_UNIT_DIR})
+  install(FILES ${PROJECT_SOURCE_DIR}/packaging/config/recorder.toml DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
+  install(FILES ${PROJECT_SOURCE_DIR}/docs/recorder-config.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+  install(FILES ${PROJECT_SOURCE_DIR}/packaging/grafana/iotbridge-recorder.json
+          DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/grafana)
+  # The example configuration goes where the unit reads it: /etc/iotbridge for
+  # a /usr prefix (the .deb, where it is a conffile), PREFIX/etc/iotbridge for
+  # any other (cmake --install --prefix /opt/x never writes to /etc). Decided
+  # at install time, because cpack installs with its own prefix.
+  install(CODE "
+    if(CMAKE_INSTALL_PREFIX MATCHES \"/usr/?$\")
+      string(REGEX REPLACE \"/usr/?$\" \"/etc/iotbridge\" iotbridge_etc \"\${CMAKE_INSTALL_PREFIX}\")
+    else()
+      set(iotbridge_etc \"\${CMAKE_INSTALL_PREFIX}/etc/iotbridge\")
+    endif()
+    file(INSTALL \"${PROJECT_SOURCE_DIR}/packaging/config/recorder.toml\" DESTINATION \"\${iotbridge_etc}\")")
+endif()
 install(FILES ${PROJECT_SOURCE_DIR}/docs/operating.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR} RENAME copyright)
 
 # A stripped install (cpack below, cmake --install --strip) strips the tools;
 # CMake leaves a static library alone, whose debug sections are 9/10 of it.
 # --strip-debug keeps the symbol table, so it still links.
-get_target_property(iotbridge_library_type iotbridge TYPE)
-if(iotbridge_library_type STREQUAL "STATIC_LIBRARY" AND CMAKE_STRIP)
-  install(CODE "
-    if(CMAKE_INSTALL_DO_STRIP)
-      set(lib \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/$<TARGET_FILE_NAME:iotbridge>\")
-      execute_process(COMMAND \"${CMAKE_STRIP}\" --strip-debug \"\${lib}\" RESULT_VARIABLE status)
-      if(status)
-        message(FATAL_ERROR \"strip --strip-debug \${lib} failed\")
-      endif()
-    endif()")
-endif()
+foreach(target IN LISTS iotbridge_component_targets)
+  get_target_property(iotbridge_library_type ${target} TYPE)
+  if(iotbridge_library_type STREQUAL "STATIC_LIBRARY" AND CMAKE_STRIP)
+    install(CODE "
+      if(CMAKE_INSTALL_DO_STRIP)
+        set(lib \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/$<TARGET_FILE_NAME:${target}>\")
+        execute_process(COMMAND \"${CMAKE_STRIP}\" --strip-debug \"\${lib}\" RESULT_VARIABLE status)
+        if(status)
+          message(FATAL_ERROR \"strip --strip-debug \${lib} failed\")
+        endif()
+      endif()")
+  endif()
+endforeach()
 
 # ---- CPack: one .deb (only as the top-level project: never a parent's CPack) ----
 if(NOT IOTBRIDGE_IS_TOP_LEVEL)
@@ -110,8 +133,10 @@ into a document store (MongoDB, or an embedded SQLite file), without losing
 what it accepted when the store, the broker or the recorder goes away.
 .
 This package has the command line tools iotbridge-pub, iotbridge-sub
-(which records into a store with --store) and iotbridge-db, their man pages,
-the systemd unit iotbridge-recorder@.service, and the C++20 library
+(which records into a store with --store), iotbridge-db and
+iotbridge-recorder (a service configured by /etc/iotbridge/recorder.toml,
+with Prometheus metrics and reload), their man pages, the systemd units
+iotbridge-recorder.service and iotbridge-recorder@.service, and the C++20 library
 (static, with headers, CMake config and pkg-config file). Building against
 the library also needs libmosquitto-dev, libmongoc-dev, libsqlite3-dev
 and libfmt-dev.")
@@ -119,6 +144,7 @@ and libfmt-dev.")
 # libmongoc-1.0-0, libbson-1.0-0, libsqlite3-0, libfmt9, libc6, libstdc++6...).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "libmosquitto-dev, libmongoc-dev, libsqlite3-dev, libfmt-dev, mosquitto")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/packaging/debian/conffiles)  # /etc/iotbridge/recorder.toml
 set(CPACK_STRIP_FILES ON)  # symbols stay in the build tree; the package is 1/10 the size
 include(CPack)
 

@@ -13,6 +13,7 @@
 #include <ctime>
 #include <utility>
 
+#include "iotbridge/error.hpp"
 #include "json_string.hpp"
 
 namespace iotbridge::mqtt {
@@ -349,8 +350,8 @@ void add_literal(std::vector<Piece>& pieces, char c) {
 }
 
 // The scan mirrors mosquitto_sub's: `%`, optional `-`, optional `0`, digits,
-// optional `.digits`, then the conversion; a sequence cut off by the end of
-// the string prints nothing.
+// optional `.digits`, then the conversion. format_problem() has refused
+// unknown and cut-off sequences before this runs.
 std::vector<Piece> parse_format(std::string_view f) {
   std::vector<Piece> pieces;
   const std::size_t len = f.size();
@@ -418,6 +419,48 @@ std::vector<Piece> parse_format(std::string_view f) {
   }
   return pieces;
 }
+
+}  // namespace
+
+// mosquitto_sub's check of a -F string (client_shared.c, check_format), with
+// its sentences: the same strings are refused, for the same reasons.
+std::optional<std::string> format_problem(std::string_view f) {
+  static constexpr std::string_view kFields = "%ACDEFIlmPpqRSrtjJUxX";
+  static constexpr std::string_view kEscapes = "\\0aenrtv";
+  const std::string incomplete = "Incomplete format specifier.";
+  const std::size_t len = f.size();
+  for (std::size_t i = 0; i < len; ++i) {
+    if (f[i] == '%') {
+      if (i + 1 >= len) return incomplete;
+      if (f[i + 1] == '0' || f[i + 1] == '-') {
+        if (++i + 1 >= len) return incomplete;
+      }
+      while (is_digit(f[i + 1])) {
+        if (++i + 1 >= len) return incomplete;
+      }
+      if (f[i + 1] == '.') {
+        if (++i + 1 >= len) return incomplete;
+        while (is_digit(f[i + 1])) {
+          if (++i + 1 >= len) return incomplete;
+        }
+      }
+      if (kFields.find(f[i + 1]) == std::string_view::npos)
+        return "Invalid format specifier '" + std::string(1, f[i + 1]) + "'.";
+      ++i;
+    } else if (f[i] == '@') {
+      if (i + 1 >= len) return incomplete;
+      ++i;
+    } else if (f[i] == '\\') {
+      if (i + 1 >= len) return std::string("Incomplete escape specifier.");
+      if (kEscapes.find(f[i + 1]) == std::string_view::npos)
+        return "Invalid escape specifier '" + std::string(1, f[i + 1]) + "'.";
+      ++i;
+    }
+  }
+  return std::nullopt;
+}
+
+namespace {
 
 bool uses_time(const std::vector<Piece>& pieces) {
   for (const auto& p : pieces) {
@@ -661,6 +704,8 @@ struct MessageFormatter::Impl {
 MessageFormatter::MessageFormatter(OutputOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   if (impl_->options.style == OutputStyle::custom) {
+    if (auto problem = format_problem(impl_->options.format))
+      throw Error(ErrorCategory::config, "invalid output format '" + impl_->options.format + "': " + *problem);
     impl_->pieces = parse_format(impl_->options.format);
     impl_->uses_time = ::iotbridge::mqtt::uses_time(impl_->pieces);
   } else {

@@ -1,9 +1,13 @@
-// options_from_url: "mqtt://user:pass@host:port" and friends into Options.
+// Options: the checks every client applies to them (checked_options), and
+// options_from_url ("mqtt://user:pass@host:port" and friends).
 #include <charconv>
 #include <string>
 
 #include "iotbridge/error.hpp"
 #include "iotbridge/mqtt/client.hpp"
+#include "iotbridge/topic.hpp"
+#include "mqtt/options_check.hpp"
+#include "mqtt/text.hpp"
 
 namespace iotbridge::mqtt {
 namespace {
@@ -97,4 +101,35 @@ Options options_from_url(std::string_view url, Options base) {
   return o;
 }
 
+namespace detail {
+
+Options checked_options(Options o) {
+  using std::chrono::milliseconds;
+  auto bad = [](const std::string& why) { throw Error(ErrorCategory::config, "invalid MQTT options: " + why); };
+  if (o.host.empty()) bad("host is empty");
+  if (o.port == 0) o.port = o.tls.enabled ? 8883 : 1883;
+  if (o.port < 1 || o.port > 65535) bad("port " + std::to_string(o.port) + " is outside 1..65535");
+  if (o.client_id.empty() && !o.clean_session)
+    bad("a persistent session (clean_session = false) needs a fixed client_id");
+  if (o.client_id.size() > 65535) bad("client_id is longer than 65535 bytes");
+  if (o.keepalive < std::chrono::seconds(5) || o.keepalive > std::chrono::seconds(65535))
+    bad("keepalive must be between 5 and 65535 seconds");
+  if (o.password && o.username.empty()) bad("a password needs a user name");
+  if (o.will) {
+    if (auto problem = topic_problem(o.will->topic)) bad("will topic '" + printable(o.will->topic) + "': " + *problem);
+    if (o.will->qos < 0 || o.will->qos > 2) bad("will QoS must be 0, 1 or 2");
+  }
+  if (o.max_inflight < 1 || o.max_inflight > 65535) bad("max_inflight must be between 1 and 65535");
+  if (o.max_queued < o.max_inflight) bad("max_queued must be at least max_inflight");
+  if (o.max_offline_queue < 1) bad("max_offline_queue must be at least 1");
+  if (o.reconnect_delay_min < milliseconds(1) || o.reconnect_delay_max < o.reconnect_delay_min)
+    bad("reconnect delays must be positive and min <= max");
+  if (o.connect_timeout < milliseconds(1)) bad("connect_timeout must be positive");
+  if (o.max_payload_size > 268435455) bad("max_payload_size exceeds the MQTT limit of 268435455 bytes");
+  if (!o.tls.version.empty() && o.tls.version != "tlsv1.3" && o.tls.version != "tlsv1.2" && o.tls.version != "tlsv1.1")
+    bad("TLS version must be tlsv1.3, tlsv1.2 or tlsv1.1");
+  return o;
+}
+
+}  // namespace detail
 }  // namespace iotbridge::mqtt

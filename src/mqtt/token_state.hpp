@@ -2,6 +2,7 @@
 // the network thread, waited on by any number of threads.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -14,7 +15,9 @@ namespace iotbridge::mqtt::detail {
 struct TokenState {
   std::mutex mutex;
   std::condition_variable cv;
-  int mid = 0;
+  // Set once (after publish, on the network thread for a message sent later),
+  // read by mid() without the lock.
+  std::atomic<int> mid{0};
   bool done = false;
   int reason_code = 0;
   std::vector<int> granted;   // subscribe: one per filter

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <set>
 
+#include "document_envelope.hpp"
 #include "iotbridge/error.hpp"
 
 namespace iotbridge::record {
@@ -363,114 +364,50 @@ std::optional<store::DateTime> parse_timestamp(const Value& value) noexcept {
 
 // ---- documents ----
 
-Document build_document(const Reading& reading, const DocumentOptions& options, BuildInfo* info) {
-  DecodedPayload decoded = decode_payload(reading.payload, options.decode);
-  BuildInfo local;
-  local.kind = decoded.kind;
+namespace detail {
+
+Document make_document(const Reading& reading, const store::ObjectId& id, const Value* value,
+                       std::vector<std::pair<std::string, Value>>* fields, const DocumentOptions& options,
+                       BuildInfo* info) {
   std::optional<store::DateTime> ts;
-  if (!options.timestamp_field.empty() && decoded.kind == PayloadKind::json) {
-    if (const auto* doc = decoded.value.get_if<Document>()) {
+  const Value* ts_source = value;
+  if (!options.timestamp_field.empty() && ts_source) {
+    if (const auto* doc = ts_source->get_if<Document>()) {
       if (auto field = doc->get(options.timestamp_field)) ts = parse_timestamp(*field);
     }
   }
   Document out;
-  out.append("_id", reading.id)
-      .append("topic", reading.topic)
-      .append("value", decoded.value)
-      .append("reg_date", reading.received);
+  out.append("_id", id).append("topic", reading.topic);
+  if (value) out.append("value", *value);
+  if (fields)
+    for (auto& [name, field] : *fields) out.append(name, field);
+  out.append("reg_date", reading.received);
   if (options.include_qos) out.append("qos", reading.qos);
   if (options.include_retain) out.append("retain", reading.retain);
   if (!options.topic_fields.empty()) {
-    if (auto fields = options.topic_fields.match(reading.topic)) {
-      local.topic_matched = true;
-      for (auto& [name, level] : *fields) out.append(name, Value(std::move(level)));
+    if (auto topic_fields = options.topic_fields.match(reading.topic)) {
+      info->topic_matched = true;
+      for (auto& [name, level] : *topic_fields) out.append(name, Value(std::move(level)));
     }
   }
   if (ts) {
-    local.timestamp_found = true;
+    info->timestamp_found = true;
     out.append(options.timestamp_key, *ts);
   }
+  return out;
+}
+
+}  // namespace detail
+
+Document build_document(const Reading& reading, const DocumentOptions& options, BuildInfo* info) {
+  DecodedPayload decoded = decode_payload(reading.payload, options.decode);
+  BuildInfo local;
+  local.kind = decoded.kind;
+  // The timestamp is read from JSON payloads only (a JSON string is a value, not a field holder).
+  const Value* value = &decoded.value;
+  Document out = detail::make_document(reading, reading.id, value, nullptr, options, &local);
   if (info) *info = local;
   return out;
-}
-
-// ---- binary encoding ----
-
-namespace {
-
-constexpr std::uint8_t kReadingVersion = 1;
-constexpr std::size_t kFixedSize = 1 + 12 + 8 + 1 + 1 + 4 + 4;
-
-void put_u32(std::string& out, std::uint32_t v) {
-  char b[4];
-  for (int k = 0; k < 4; ++k) b[k] = static_cast<char>((v >> (8 * k)) & 0xFF);
-  out.append(b, 4);
-}
-void put_u64(std::string& out, std::uint64_t v) {
-  char b[8];
-  for (int k = 0; k < 8; ++k) b[k] = static_cast<char>((v >> (8 * k)) & 0xFF);
-  out.append(b, 8);
-}
-std::uint64_t get_le(const unsigned char* p, int n) {
-  std::uint64_t v = 0;
-  for (int k = n - 1; k >= 0; --k) v = (v << 8) | p[k];
-  return v;
-}
-
-}  // namespace
-
-void encode_reading(const Reading& reading, std::string& out) {
-  if (reading.topic.size() > 0xFFFFFFFFu || reading.payload.size() > 0xFFFFFFFFu)
-    throw Error(ErrorCategory::config, "reading too large to encode");
-  out.reserve(out.size() + kFixedSize + reading.topic.size() + reading.payload.size());
-  out.push_back(static_cast<char>(kReadingVersion));
-  out.append(reinterpret_cast<const char*>(reading.id.bytes.data()), reading.id.bytes.size());
-  put_u64(out, static_cast<std::uint64_t>(reading.received.millis));
-  out.push_back(static_cast<char>(reading.qos));
-  out.push_back(static_cast<char>(reading.retain ? 1 : 0));
-  put_u32(out, static_cast<std::uint32_t>(reading.topic.size()));
-  out.append(reading.topic);
-  put_u32(out, static_cast<std::uint32_t>(reading.payload.size()));
-  out.append(reading.payload);
-}
-
-std::string encode_reading(const Reading& reading) {
-  std::string out;
-  encode_reading(reading, out);
-  return out;
-}
-
-Reading decode_reading_prefix(std::string_view& bytes) {
-  auto fail = [](const char* why) { return Error(ErrorCategory::io, std::string("malformed reading record: ") + why); };
-  if (bytes.size() < kFixedSize) throw fail("truncated header");
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  if (p[0] != kReadingVersion) throw fail("unknown version");
-  Reading r;
-  std::memcpy(r.id.bytes.data(), p + 1, 12);
-  r.received.millis = static_cast<std::int64_t>(get_le(p + 13, 8));
-  r.qos = p[21];
-  if (r.qos > 2) throw fail("qos out of range");
-  if (p[22] > 1) throw fail("bad retain flag");
-  r.retain = p[22] == 1;
-  std::size_t pos = 23;
-  std::uint64_t topic_len = get_le(p + pos, 4);
-  pos += 4;
-  if (topic_len > bytes.size() - pos || bytes.size() - pos - topic_len < 4) throw fail("truncated topic");
-  r.topic.assign(bytes.data() + pos, topic_len);
-  pos += topic_len;
-  std::uint64_t payload_len = get_le(p + pos, 4);
-  pos += 4;
-  if (payload_len > bytes.size() - pos) throw fail("truncated payload");
-  r.payload.assign(bytes.data() + pos, payload_len);
-  pos += payload_len;
-  bytes.remove_prefix(pos);
-  return r;
-}
-
-Reading decode_reading(std::string_view bytes) {
-  Reading r = decode_reading_prefix(bytes);
-  if (!bytes.empty()) throw Error(ErrorCategory::io, "malformed reading record: trailing bytes");
-  return r;
 }
 
 }  // namespace iotbridge::record

@@ -369,6 +369,10 @@ class MongoCollection final : public Collection {
     bson_append_document_end(&index, &keys);
     BSON_APPEND_UTF8(&index, "name", name.c_str());
     if (spec.unique) BSON_APPEND_BOOL(&index, "unique", true);
+    if (spec.expire_after_seconds > 0) {
+      if (spec.keys.size() != 1) fail("a TTL index (expire_after_seconds) has exactly one field, a date");
+      BSON_APPEND_INT64(&index, "expireAfterSeconds", spec.expire_after_seconds);
+    }
     bson_append_document_end(&indexes, &index);
     bson_append_array_end(cmd.get(), &indexes);
     Lease lease(pool_);
@@ -394,6 +398,7 @@ class MongoCollection final : public Collection {
         for (const auto& [path, dir] : k->fields())
           info.keys.emplace_back(path, dir.is_number() && dir.as_double() < 0 ? -1 : 1);
       info.unique = d.get_bool("unique").value_or(false) || info.name == "_id_";
+      info.expire_after_seconds = d.get_int64("expireAfterSeconds").value_or(0);
       out.push_back(std::move(info));
     }
     bson_error_t err;
@@ -530,11 +535,22 @@ class MongoStore final : public DocumentStore {
     check_collection_name(name);
     if (o.capped && o.size_bytes <= 0) fail("a capped collection needs a size in bytes (size > 0)", 72);
     if (!o.capped && (o.size_bytes || o.max_documents)) fail("size and max apply to capped collections only", 72);
+    if (o.expire_after_seconds && !o.timeseries)
+      fail("expire_after_seconds at creation is for time-series collections; use a TTL index (IndexSpec)", 72);
     ScopedBson opts;
     if (o.capped) {
       BSON_APPEND_BOOL(opts.get(), "capped", true);
       BSON_APPEND_INT64(opts.get(), "size", o.size_bytes);
       if (o.max_documents > 0) BSON_APPEND_INT64(opts.get(), "max", o.max_documents);
+    }
+    if (o.timeseries) {
+      bson_t ts;
+      BSON_APPEND_DOCUMENT_BEGIN(opts.get(), "timeseries", &ts);
+      BSON_APPEND_UTF8(&ts, "timeField", o.timeseries->time_field.c_str());
+      if (!o.timeseries->meta_field.empty()) BSON_APPEND_UTF8(&ts, "metaField", o.timeseries->meta_field.c_str());
+      BSON_APPEND_UTF8(&ts, "granularity", o.timeseries->granularity.c_str());
+      bson_append_document_end(opts.get(), &ts);
+      if (o.expire_after_seconds > 0) BSON_APPEND_INT64(opts.get(), "expireAfterSeconds", o.expire_after_seconds);
     }
     Lease lease(pool_);
     DbPtr d(mongoc_client_get_database(lease.get(), db.c_str()));

@@ -847,6 +847,8 @@ class SqliteCollection final : public Collection {
       if (path.empty() || path[0] == '$') fail("invalid index field path '" + path + "'");
       if (dir != 1 && dir != -1) fail("index direction for '" + path + "' must be 1 or -1");
     }
+    if (spec.expire_after_seconds > 0 && spec.keys.size() != 1)
+      fail("a TTL index (expire_after_seconds) has exactly one field, a date");
     std::string name = spec.name.empty() ? default_index_name(spec.keys) : spec.name;
     std::string keys_text;
     for (const auto& [path, dir] : spec.keys) keys_text += path + "\t" + std::to_string(dir) + "\n";
@@ -858,7 +860,8 @@ class SqliteCollection final : public Collection {
     bind3(existing.get(), name);
     if (sqlite3_step(existing.get()) == SQLITE_ROW) {
       std::string old = reinterpret_cast<const char*>(sqlite3_column_text(existing.get(), 0));
-      if (old != keys_text || (sqlite3_column_int(existing.get(), 1) != 0) != spec.unique)
+      if (old != keys_text || (sqlite3_column_int(existing.get(), 1) != 0) != spec.unique ||
+          ttl_of(name) != spec.expire_after_seconds)
         fail("an index named '" + name + "' already exists on " + db_ + "." + name_ + " with other keys or options",
              85);
       return name;
@@ -874,6 +877,12 @@ class SqliteCollection final : public Collection {
     sqlite3_bind_text(ins.get(), 4, keys_text.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(ins.get(), 5, spec.unique ? 1 : 0);
     state_->run(ins.get(), "recording index " + name);
+    if (spec.expire_after_seconds > 0) {
+      auto ttl = state_->prepare("INSERT INTO _iotbridge_ttl(db, coll, name, seconds) VALUES (?, ?, ?, ?)");
+      bind3(ttl.get(), name);
+      sqlite3_bind_int64(ttl.get(), 4, spec.expire_after_seconds);
+      state_->run(ttl.get(), "recording the TTL of index " + name);
+    }
     tx.commit();
     return name;
   }
@@ -883,8 +892,9 @@ class SqliteCollection final : public Collection {
     std::vector<IndexInfo> out;
     if (!read_meta(*state_, db_, name_).exists) return out;
     out.push_back(IndexInfo{"_id_", {{"_id", 1}}, true});
-    auto st =
-        state_->prepare("SELECT name, keys, uniq FROM _iotbridge_indexes WHERE db = ? AND coll = ? ORDER BY name");
+    auto st = state_->prepare(
+        "SELECT i.name, i.keys, i.uniq, coalesce(t.seconds, 0) FROM _iotbridge_indexes i LEFT JOIN _iotbridge_ttl t "
+        "ON t.db = i.db AND t.coll = i.coll AND t.name = i.name WHERE i.db = ? AND i.coll = ? ORDER BY i.name");
     sqlite3_bind_text(st.get(), 1, db_.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st.get(), 2, name_.c_str(), -1, SQLITE_TRANSIENT);
     while (sqlite3_step(st.get()) == SQLITE_ROW) {
@@ -897,9 +907,17 @@ class SqliteCollection final : public Collection {
         if (tab != std::string::npos) info.keys.emplace_back(line.substr(0, tab), std::stoi(line.substr(tab + 1)));
       }
       info.unique = sqlite3_column_int(st.get(), 2) != 0;
+      info.expire_after_seconds = sqlite3_column_int64(st.get(), 3);
       out.push_back(std::move(info));
     }
     return out;
+  }
+
+  // The TTL of index `name` (0: none). Call with the mutex held.
+  std::int64_t ttl_of(const std::string& name) {
+    auto st = state_->prepare("SELECT seconds FROM _iotbridge_ttl WHERE db = ? AND coll = ? AND name = ?");
+    bind3(st.get(), name);
+    return sqlite3_step(st.get()) == SQLITE_ROW ? sqlite3_column_int64(st.get(), 0) : 0;
   }
 
   void drop_index(const std::string& name) override {
@@ -911,6 +929,9 @@ class SqliteCollection final : public Collection {
     state_->run(del.get(), "dropping index " + name);
     if (sqlite3_changes(state_->handle()) == 0)
       fail("index not found with name [" + name + "] on " + db_ + "." + name_, 27);
+    auto ttl = state_->prepare("DELETE FROM _iotbridge_ttl WHERE db = ? AND coll = ? AND name = ?");
+    bind3(ttl.get(), name);
+    state_->run(ttl.get(), "dropping the TTL of index " + name);
     state_->exec("DROP INDEX IF EXISTS " + quote_ident(db_ + "." + name_ + "$" + name));
     tx.commit();
   }
@@ -1182,7 +1203,10 @@ class SqliteStore final : public DocumentStore {
           "capped INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0, max INTEGER NOT NULL DEFAULT 0, "
           "array_keys TEXT NOT NULL DEFAULT '', PRIMARY KEY (db, name));"
           "CREATE TABLE IF NOT EXISTS _iotbridge_indexes (db TEXT NOT NULL, coll TEXT NOT NULL, name TEXT NOT NULL, "
-          "keys TEXT NOT NULL, uniq INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (db, coll, name));");
+          "keys TEXT NOT NULL, uniq INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (db, coll, name));"
+          // TTL indexes: beside _iotbridge_indexes, so that files of earlier versions need no migration.
+          "CREATE TABLE IF NOT EXISTS _iotbridge_ttl (db TEXT NOT NULL, coll TEXT NOT NULL, name TEXT NOT NULL, "
+          "seconds INTEGER NOT NULL, PRIMARY KEY (db, coll, name));");
     } catch (const Error& e) {
       if ((e.code() & 0xff) == SQLITE_NOTADB)
         throw Error(ErrorCategory::store, "'" + path + "' is not an iotbridge SQLite store (not a database file)",
@@ -1210,6 +1234,11 @@ class SqliteStore final : public DocumentStore {
     check_collection_name(name);
     if (o.capped && o.size_bytes <= 0) fail("a capped collection needs a size in bytes (size > 0)", 72);
     if (!o.capped && (o.size_bytes || o.max_documents)) fail("size and max apply to capped collections only", 72);
+    if (o.timeseries || o.expire_after_seconds)
+      fail(
+          "the SQLite store has no time-series collections (a MongoDB 5+ feature): remove the timeseries option; "
+          "expiry works without it (a TTL index, expire_after)",
+          72);
     std::lock_guard lock(state_->mu);
     Transaction tx(*state_);
     if (read_meta(*state_, db, name).exists) fail("collection " + db + "." + name + " already exists", 48);
@@ -1230,6 +1259,10 @@ class SqliteStore final : public DocumentStore {
     sqlite3_bind_text(ix.get(), 1, db.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(ix.get(), 2, name.c_str(), -1, SQLITE_TRANSIENT);
     state_->run(ix.get(), "dropping indexes of " + db + "." + name);
+    auto ttl = state_->prepare("DELETE FROM _iotbridge_ttl WHERE db = ? AND coll = ?");
+    sqlite3_bind_text(ttl.get(), 1, db.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(ttl.get(), 2, name.c_str(), -1, SQLITE_TRANSIENT);
+    state_->run(ttl.get(), "dropping the TTLs of " + db + "." + name);
     tx.commit();
     return true;
   }

@@ -23,6 +23,30 @@ std::optional<Document> Collection::find_one(const Document& filter, const FindO
   return cursor->next();
 }
 
+std::int64_t delete_dated_before(Collection& collection, const std::string& field, DateTime cutoff,
+                                 std::int64_t limit) {
+  if (limit <= 0) return 0;
+  FindOptions options;
+  options.projection = Document().append("_id", 1);
+  options.limit = limit;
+  // $lt a date matches dates only (MongoDB's type bracketing), as a TTL index does.
+  Array ids;
+  for (const Document& doc : collection.find(Document().append(field, Document().append("$lt", cutoff)), options))
+    if (auto id = doc.get("_id")) ids.push_back(*id);
+  if (ids.empty()) return 0;
+  return collection.delete_many(Document().append("_id", Document().append("$in", ids)));
+}
+
+std::int64_t Collection::delete_expired(std::int64_t limit) {
+  std::int64_t deleted = 0;
+  for (const IndexInfo& index : list_indexes()) {
+    if (index.expire_after_seconds <= 0 || index.keys.size() != 1 || deleted >= limit) continue;
+    const DateTime cutoff{DateTime::now().millis - index.expire_after_seconds * 1000};
+    deleted += delete_dated_before(*this, index.keys.front().first, cutoff, limit - deleted);
+  }
+  return deleted;
+}
+
 std::vector<Value> Collection::distinct(const std::string& path, const Document& filter) {
   if (path.empty() || path[0] == '$') detail::fail("distinct needs a field path such as \"topic\", not '" + path + "'");
   FindOptions options;

@@ -11,6 +11,7 @@ Which tables belong to which tool: the `## ` section of docs/cli.md they are in.
   "## iotbridge-pub"           iotbridge-pub
   "## iotbridge-sub"           iotbridge-sub (with its ### subsections)
   "## iotbridge-db"            iotbridge-db
+  "## iotbridge-recorder"      iotbridge-recorder
 Only the first cell of a table row documents options (prose may mention other
 tools' flags, mosquitto_pub's for one). The section "## Not supported (yet)"
 is checked the other way: none of the options it names is in any --help.
@@ -28,6 +29,7 @@ SECTIONS = {
     "iotbridge-pub": {"iotbridge-pub"},
     "iotbridge-sub": {"iotbridge-sub"},
     "iotbridge-db": {"iotbridge-db"},
+    "iotbridge-recorder": {"iotbridge-recorder"},
 }
 UNSUPPORTED = "Not supported (yet)"
 
@@ -89,7 +91,7 @@ def main():
     tables = doc_tables(Path(doc_path).read_text())
     problems = []
     all_help = set()
-    for tool in ("iotbridge-pub", "iotbridge-sub", "iotbridge-db"):
+    for tool in ("iotbridge-pub", "iotbridge-sub", "iotbridge-db", "iotbridge-recorder"):
         help_opts, help_verbs = help_options(help_text(cli_dir, tool))
         all_help |= help_opts
         doc_opts, doc_verbs = set(), set()

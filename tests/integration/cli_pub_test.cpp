@@ -1,12 +1,14 @@
 // iotbridge-pub against a real Mosquitto, read back with Debian's
 // mosquitto_sub (interop) and with iotbridge-sub: every message mode, flow
 // controlled QoS 1 streams, credentials from a file or the environment, TLS.
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli_helpers.hpp"
@@ -67,6 +69,46 @@ TEST_CASE("iotbridge-pub -l -q 1 delivers every line in order, flow controlled",
   CHECK(contains(r.err, "sent 20000, acknowledged 20000, failed 0"));
   // Every line, once, in order.
   CHECK(wait_until([&] { return strip_leading(slurp(out), "ready\n") == lines; }, std::chrono::seconds(60)));
+  CHECK(sub->terminate() == 0);
+}
+
+// Issue 14: with the broker paused, more than 65536 QoS 0 messages waited
+// inside the client; their packet ids repeated, tokens were lost, and the
+// publisher delivered everything and then waited forever in finish().
+TEST_CASE("iotbridge-pub -l: 300k QoS 0 lines across a 2 s broker pause all arrive and the publisher exits",
+          "[cli][pub][flow]") {
+  MosquittoServer broker;
+  TempDir dir;
+  auto args = broker_args(broker);
+  constexpr int kLines = 300000;
+  std::string lines;
+  lines.reserve(kLines * 6);
+  for (int i = 0; i < kLines; ++i) lines += "123.5\n";
+  spit(dir / "lines", lines);
+  auto out = dir / "received";
+  auto sub = start_tool(with({find_program("mosquitto_sub"), "-t", "qos0/#"}, args), out);
+  REQUIRE(sync_subscribers(broker, "qos0/ready", "ready", {out}, "ready"));
+  auto received = [&] {
+    auto text = strip_leading(slurp(out), "ready\n");
+    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+  };
+  auto pub_out = dir / "pub";
+  auto pub = start_tool(with({"/bin/sh", "-c", "f=$1; shift; exec \"$@\" <\"$f\"", "sh", (dir / "lines").string(),
+                              iotbridge_pub(), "-t", "qos0/backlog/1", "-l", "--stats"},
+                             args),
+                        pub_out);
+  // Paused once the stream flows: the client's queue then grows past 65536.
+  REQUIRE(wait_until([&] { return received() > 0; }));
+  ::kill(broker.pid(), SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // the pause itself, not a wait for a condition
+  ::kill(broker.pid(), SIGCONT);
+  // The bound is a hang detector: the run takes a few seconds.
+  bool exited = wait_until([&] { return !pub->alive(); }, std::chrono::seconds(60));
+  INFO("publisher stderr: " << slurp(pub_out.string() + ".err") << "\nreceived " << received());
+  REQUIRE(exited);
+  CHECK(pub->terminate() == 0);
+  CHECK(contains(slurp(pub_out.string() + ".err"), "sent 300000, written 300000, failed 0"));
+  CHECK(wait_until([&] { return received() == kLines; }, std::chrono::seconds(60)));
   CHECK(sub->terminate() == 0);
 }
 

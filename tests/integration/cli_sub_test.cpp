@@ -2,6 +2,7 @@
 // with mosquitto_sub's for the same stream, and its mosquitto_sub flags
 // (-T -R -C -W -E -U -N -c, --retained-only, --remove-retained, -F, --json).
 #include <catch2/catch.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -93,6 +94,39 @@ TEST_CASE("iotbridge-sub prints exactly what mosquitto_sub prints (default, -v, 
     CHECK(ours == theirs);
     CHECK(slurp(outputs[2 * i + 1].string() + ".err").empty());
   }
+}
+
+// The line of `text` that starts with `prefix` (empty when none).
+std::string line_starting(const std::string& text, const std::string& prefix) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(prefix, 0) == 0) return line;
+  return {};
+}
+
+// Issue 14: -F dropped unknown codes silently, and -d printed "mid: 0".
+TEST_CASE("iotbridge-sub -F refuses what mosquitto_sub refuses and -d prints the SUBSCRIBE's mid",
+          "[cli][sub][interop]") {
+  MosquittoServer broker;
+  auto args = broker_args(broker);
+  for (std::string format : {"%Z %p", "%y", "%", "%-5", "%.2", "x@", "\\z", "%p\\"}) {
+    auto theirs = run_tool(with({"mosquitto_sub", "-t", "f/x", "-F", format, "-E"}, args));
+    auto ours = run_tool(with({iotbridge_sub(), "-t", "f/x", "-F", format, "-E"}, args));
+    INFO("-F " << format << "\nmosquitto_sub: " << theirs.err << "\niotbridge-sub: " << ours.err);
+    CHECK(theirs.code == 1);
+    CHECK(ours.code == theirs.code);
+    auto sentence = line_starting(theirs.err, "Error: ");
+    CHECK_FALSE(sentence.empty());
+    CHECK(line_starting(ours.err, "Error: ") == sentence);
+  }
+  CHECK(run_tool(with({iotbridge_sub(), "-t", "f/x", "-F", "%A%S%I %U %-5.2p@H\\e", "-E"}, args)).code == 0);
+
+  // mosquitto_sub -d prints to stdout, iotbridge-sub to stderr.
+  auto theirs = run_tool(with({"mosquitto_sub", "-d", "-t", "f/x", "-t", "f/y", "-q", "1", "-E"}, args));
+  auto ours = run_tool(with({iotbridge_sub(), "-d", "-t", "f/x", "-t", "f/y", "-q", "1", "-E"}, args));
+  auto expected = line_starting(theirs.out, "Subscribed (mid: ");
+  CHECK(expected == "Subscribed (mid: 1): 1, 1");
+  CHECK(line_starting(ours.err, "Subscribed (mid: ") == expected);
 }
 
 TEST_CASE("iotbridge-sub: -C, -T, -R, --retained-only, --remove-retained", "[cli][sub]") {

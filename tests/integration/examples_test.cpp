@@ -196,6 +196,36 @@ TEST_CASE("example recorder: stores --count readings as documents in SQLite and 
   if (backend == "mongodb") store->drop_database(database);
 }
 
+TEST_CASE("example custom_decoder: key=value payloads stored as one field per key", "[examples]") {
+  MosquittoServer broker;
+  TempDir dir("iotbridge-example-decoder");
+  const std::string uri = "sqlite:" + (dir / "readings.db").string();
+  Running recorder(with_broker(
+      {example("custom_decoder"), "--store", uri, "--spool", (dir / "spool").string(), "--count", "3"}, broker));
+  REQUIRE(recorder.shows("recording iot/# with the kv decoder into "));
+
+  // Two readings of the format, then one that is not: kept as text.
+  auto publisher = connected_client(broker);
+  publisher->publish("iot/kitchen/climate", "t=21.5;h=40;room=kitchen", 1).wait();
+  publisher->publish("iot/hall/climate", "t=19;h=45;room=hall", 1).wait();
+  publisher->publish("iot/hall/climate", "hello", 1).wait();
+  INFO(recorder.errors());
+  REQUIRE(recorder.finish() == 0);
+  CHECK_THAT(recorder.output(), Catch::Contains("stored 3 readings into iot_service.sensors (3 received)"));
+  CHECK_THAT(recorder.output(), Catch::Contains("decoded as kv: 2") && Catch::Contains("decoded as text: 1"));
+
+  auto store = store::open_store(uri);
+  auto sensors = store->collection("iot_service", "sensors");
+  CHECK(sensors->count_documents() == 3);
+  auto kitchen = sensors->find_one(store::Document::from_json(R"({"room": "kitchen"})"));
+  REQUIRE(kitchen);
+  CHECK(kitchen->get_double("t") == 21.5);
+  CHECK(kitchen->get_double("h") == 40);
+  CHECK(!kitchen->has("value"));
+  CHECK(kitchen->get_string("topic") == "iot/kitchen/climate");
+  CHECK(sensors->count_documents(store::Document::from_json(R"({"value": "hello"})")) == 1);
+}
+
 TEST_CASE("example topic_hierarchy: prints which filter received which topic", "[examples]") {
   MosquittoServer broker;
   auto r = run_tool(with_broker({example("topic_hierarchy")}, broker));
@@ -291,6 +321,15 @@ TEST_CASE("example store_crud: every step's result on SQLite and MongoDB", "[exa
   if (backend == "mongodb") store->drop_database(database);
 }
 
+TEST_CASE("example testing_handlers: the thermostat's checks pass against the fake broker, no broker needed",
+          "[examples]") {
+  std::string out;
+  REQUIRE(run_command({example("testing_handlers")}, &out) == 0);
+  CHECK_THAT(out, Catch::Contains("ok   a cold kitchen switches its heater on (retained)"));
+  CHECK_THAT(out, Catch::Contains("ok   after a dropped connection it still answers"));
+  CHECK_THAT(out, Catch::Contains("0 of 4 checks failed"));
+}
+
 TEST_CASE("examples: each opens with what it teaches and how to run it, and has a tutorial", "[examples]") {
   const fs::path source_dir = fs::path(IOTBRIDGE_SOURCE_DIR);
   const std::string index = slurp(source_dir / "docs/examples/README.md");
@@ -306,5 +345,5 @@ TEST_CASE("examples: each opens with what it teaches and how to run it, and has 
     CHECK(fs::exists(source_dir / "docs/examples" / (name + ".md")));
     CHECK_THAT(index, Catch::Contains("(" + name + ".md)"));
   }
-  CHECK(examples == 8);
+  CHECK(examples == 9);
 }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -135,6 +136,79 @@ TEST_CASE("loop_forever runs the network on the caller's thread until the stop t
   runner.join();
   CHECK_FALSE(c->connected());
   CHECK(got.messages()[0].payload == "hello");
+}
+
+// Issue 14: the stop of the first run was remembered, and a second run
+// started more than 2 s later ended at once.
+TEST_CASE("loop_forever runs again after an earlier run was stopped by its token", "[mqtt][integration]") {
+  MosquittoServer broker;
+  Collector got;
+  auto c = mqtt::make_mosquitto_client(broker_options(broker));
+  c->subscribe("again/#", 1, got.handler());
+  c->connect();
+  std::stop_source first;
+  std::thread runner([&] { c->loop_forever(first.get_token()); });
+  first.request_stop();
+  runner.join();
+  REQUIRE_FALSE(c->connected());
+  // The scenario needs a second run that starts more than kDisconnectWait (2 s) after the stop.
+  std::this_thread::sleep_for(2500ms);
+
+  c->connect();
+  std::stop_source second;
+  std::atomic<bool> returned{false};
+  runner = std::thread([&] {
+    c->loop_forever(second.get_token());
+    returned = true;
+  });
+  auto pub = started(broker_options(broker));
+  bool received = eventually([&] {
+    pub->publish("again/x", "hello", 1);
+    return got.wait_for(1, 200ms);
+  });
+  CHECK_FALSE(returned.load());
+  second.request_stop();
+  runner.join();
+  CHECK(received);
+}
+
+// Issue 14: every client retried at min, 2 min, 4 min ... exactly, so a fleet
+// that lost its broker came back in the same instant.
+TEST_CASE("reconnect delays are jittered within the capped exponential bounds", "[mqtt][integration]") {
+  mqtt::Options o;
+  o.host = "127.0.0.1";
+  o.port = free_port();  // nothing listens there
+  o.reconnect_delay_min = 40ms;
+  o.reconnect_delay_max = 320ms;
+  auto c = mqtt::make_mosquitto_client(o);
+  std::mutex mutex;
+  std::vector<long> delays;
+  c->on_log([&](mqtt::LogLevel, std::string_view line) {
+    auto at = line.find("next attempt to connect to ");
+    if (at == std::string_view::npos) return;
+    auto in = line.rfind(" in ");
+    std::lock_guard lock(mutex);
+    delays.push_back(std::stol(std::string(line.substr(in + 4))));
+  });
+  c->connect_async();
+  c->loop_start();
+  constexpr std::size_t kAttempts = 6;
+  REQUIRE(eventually([&] {
+    std::lock_guard lock(mutex);
+    return delays.size() >= kAttempts;
+  }));
+  c->disconnect();
+  c->loop_stop();
+  std::lock_guard lock(mutex);
+  bool all_at_cap = true;
+  for (std::size_t k = 0; k < kAttempts; ++k) {
+    long cap = std::min(40L << k, 320L);
+    INFO("attempt " << k << ": " << delays[k] << " ms, cap " << cap << " ms");
+    CHECK(delays[k] >= cap / 2);
+    CHECK(delays[k] <= cap);
+    if (delays[k] != cap) all_at_cap = false;
+  }
+  CHECK_FALSE(all_at_cap);  // chance of a false failure: below 1e-9
 }
 
 TEST_CASE("loop(timeout) drives the network by hand", "[mqtt][integration]") {

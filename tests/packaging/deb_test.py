@@ -8,6 +8,9 @@ back), the man pages, the pkg-config file (a program compiled and linked
 against the unpacked library) and the systemd unit (systemd-analyze verify)."""
 import argparse
 import glob
+import signal
+import time
+import urllib.request
 import gzip
 import os
 import re
@@ -16,10 +19,13 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from support import Checklist, Mosquitto, run, temp_dir  # noqa: E402
+from support import Checklist, Mosquitto, free_port, run, temp_dir, wait_for  # noqa: E402
+from unit_test import allowed_syscalls, parse_unit  # noqa: E402
 
-TOOLS = ["iotbridge-pub", "iotbridge-sub", "iotbridge-db"]
+TOOLS = ["iotbridge-pub", "iotbridge-sub", "iotbridge-db", "iotbridge-recorder"]
 UNIT = "iotbridge-recorder@.service"
+SERVICE_UNIT = "iotbridge-recorder.service"
+CONFIG = "/etc/iotbridge/recorder.toml"
 RUNTIME_LIBRARIES = ["libmosquitto1", "libmongoc-1.0-0", "libbson-1.0-0", "libsqlite3-0", "libfmt9"]
 
 
@@ -45,6 +51,8 @@ def main():
         check_man_pages(c, root, args.version)
         check_pkg_config(c, root, work, args)
         check_unit(c, root, work)
+        check_service_unit(c, root, work)
+        check_service_run(c, root, work, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     c.finish()
@@ -77,6 +85,8 @@ def check_control(c, deb, version):
         c.check(lib in depends, f"Depends names {lib}", fields["Depends"])
     info = run(["dpkg-deb", "--info", deb], c, "dpkg-deb --info reads the control archive").stdout
     c.check("Installed-Size" in info, "control has Installed-Size")
+    conffiles = run(["dpkg-deb", "--info", deb, "conffiles"]).stdout.split()
+    c.check(conffiles == [CONFIG], f"{CONFIG} is a conffile (an edited file survives upgrades)", str(conffiles))
 
 
 def check_contents(c, deb, source_dir):
@@ -90,12 +100,19 @@ def check_contents(c, deb, source_dir):
     for tool in TOOLS:
         has(rf"/usr/bin/{tool}", f"the {tool} executable")
         has(rf"/usr/share/man/man1/{tool}\.1\.gz", f"the {tool} man page")
-    has(r"/usr/lib/(.+/)?libiotbridge\.(a|so)", "the library")
+    for component in ("mqtt", "store", "record"):
+        has(rf"/usr/lib/(.+/)?libiotbridge-{component}\.(a|so)", f"the {component} component's library")
+        has(rf"/usr/lib/(.+/)?cmake/iotbridge/iotbridge-{component}-targets\.cmake",
+            f"the {component} component's CMake targets")
+        has(rf"/usr/lib/(.+/)?pkgconfig/iotbridge-{component}\.pc", f"the {component} component's pkg-config file")
     has(r"/usr/lib/(.+/)?cmake/iotbridge/iotbridgeConfig\.cmake", "the CMake package config")
     has(r"/usr/lib/(.+/)?cmake/iotbridge/iotbridgeConfigVersion\.cmake", "the CMake version file")
-    has(r"/usr/lib/(.+/)?cmake/iotbridge/iotbridgeTargets\.cmake", "the CMake targets")
+    has(r"/usr/lib/(.+/)?cmake/iotbridge/iotbridge-all-targets\.cmake", "the CMake targets of iotbridge::iotbridge")
     has(r"/usr/lib/(.+/)?pkgconfig/iotbridge\.pc", "the pkg-config file")
     has(rf"/usr/lib/systemd/system/{re.escape(UNIT)}", "the systemd unit")
+    has(rf"/usr/lib/systemd/system/{re.escape(SERVICE_UNIT)}", "the iotbridge-recorder unit")
+    has(re.escape(CONFIG), "the example configuration of iotbridge-recorder")
+    has(r"/usr/share/doc/iotbridge/recorder-config\.md", "the configuration reference")
     has(r"/usr/share/doc/iotbridge/examples/recorder\.env", "the example environment file")
     has(r"/usr/share/doc/iotbridge/operating\.md", "the operating guide")
     has(r"/usr/share/doc/iotbridge/copyright", "the copyright file")
@@ -104,8 +121,8 @@ def check_contents(c, deb, source_dir):
                      for d, _, fs in os.walk(include_root) for f in fs if f.endswith(".hpp"))
     missing = [h for h in headers if "/usr/include/" + h not in files]
     c.check(not missing and headers, f"all {len(headers)} public headers are in /usr/include", str(missing))
-    strays = [f for f in files if not f.startswith("/usr/")]
-    c.check(not strays, "nothing outside /usr (no /etc conffiles, no /usr/local)", str(strays))
+    strays = [f for f in files if not f.startswith("/usr/") and f != CONFIG]
+    c.check(not strays, f"nothing outside /usr but {CONFIG} (no /usr/local)", str(strays))
 
 
 def check_tools(c, root, work, args):
@@ -178,7 +195,8 @@ def check_man_pages(c, root, version):
                 f"{tool}.1 is for version {version}", troff[:400])
         c.check("NAME" in text and tool in text and "OPTIONS" in text, f"{tool}.1 has NAME and OPTIONS", text[:600])
         flags = {"iotbridge-pub": ["--simulate", "--password-file"], "iotbridge-sub": ["--store", "--spool"],
-                 "iotbridge-db": ["--store", "find", "--projection"]}[tool]
+                 "iotbridge-db": ["--store", "find", "--projection"],
+                 "iotbridge-recorder": ["--config", "--check", "IOTBRIDGE_STORE", "/metrics"]}[tool]
         for flag in flags:
             c.check(flag in text, f"{tool}.1 documents {flag} (from --help)")
         c.check("ENVIRONMENT" in text and "SEE ALSO" in text, f"{tool}.1 has ENVIRONMENT and SEE ALSO")
@@ -247,6 +265,159 @@ def check_unit(c, root, work):
     c.check(r.returncode == 0 and output == "",
             "systemd-analyze verify accepts the unit with no warning (syntax, values, binary, man page)",
             f"exit {r.returncode}\n{output}")
+
+
+HARDENING = ["DynamicUser=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "PrivateDevices=yes",
+             "NoNewPrivileges=yes", "ProtectKernelTunables=yes", "ProtectKernelModules=yes", "ProtectKernelLogs=yes",
+             "ProtectControlGroups=yes", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "RestrictNamespaces=yes",
+             "LockPersonality=yes", "MemoryDenyWriteExecute=yes", "SystemCallFilter=@system-service",
+             "CapabilityBoundingSet=\n"]
+
+
+def check_service_unit(c, root, work):
+    """iotbridge-recorder.service: its settings, and systemd-analyze verify."""
+    unit_dir = os.path.join(root, "usr", "lib", "systemd", "system")
+    text = open(os.path.join(unit_dir, SERVICE_UNIT)).read()
+    template = open(os.path.join(unit_dir, UNIT)).read()
+    required = [f"ExecStart=/usr/bin/iotbridge-recorder --config {CONFIG}\n",
+                f"ExecStartPre=/usr/bin/iotbridge-recorder --config {CONFIG} --check\n",
+                "ExecReload=/bin/kill -HUP $MAINPID\n", "KillSignal=SIGTERM", "Restart=on-failure",
+                "RestartPreventExitStatus=2", "StateDirectory=iotbridge\n", "WantedBy=multi-user.target"] + HARDENING
+    missing = [k for k in required if k not in text]
+    c.check(not missing, f"{SERVICE_UNIT} has the {len(required)} required settings", str(missing))
+    # The hardening of the template unit, setting for setting.
+    section = template.split("# ---- hardening ----", 1)[1].split("[Install]", 1)[0]
+    wanted = [line for line in section.splitlines() if "=" in line and not line.startswith("#")
+              and not line.startswith("StateDirectory=")]
+    lacking = [line for line in wanted if line + "\n" not in text]
+    c.check(wanted and not lacking, f"{SERVICE_UNIT} has every hardening setting of {UNIT} ({len(wanted)})",
+            str(lacking))
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        c.note_not_checked(f"systemd-analyze verify {SERVICE_UNIT}: systemd-analyze is not installed")
+        return
+    units = os.path.join(work, "service-units")
+    os.makedirs(units)
+    path = os.path.join(units, SERVICE_UNIT)
+    with open(path, "w") as f:
+        f.write(text.replace("/usr/bin/iotbridge-recorder", os.path.join(root, "usr", "bin", "iotbridge-recorder")))
+    env = dict(os.environ, MANPATH=os.path.join(root, "usr", "share", "man"), SYSTEMD_LOG_TARGET="console",
+               SYSTEMD_LOG_COLOR="0")
+    r = run([analyze, "verify", path], env=env, cwd=units)
+    output = (r.stdout + r.stderr).strip()
+    c.check(r.returncode == 0 and output == "",
+            f"systemd-analyze verify accepts {SERVICE_UNIT} with no warning", f"exit {r.returncode}\n{output}")
+
+
+def metrics_value(port, name):
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return None
+    total = None
+    for line in body.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total = (total or 0) + float(line.split()[-1])
+    return total
+
+
+def check_service_run(c, root, work, args):
+    """The unit's ExecStartPre= and ExecStart= lines, exactly, with the packaged
+    /etc/iotbridge/recorder.toml: only the broker port, the metrics port and
+    /var/lib (into a temporary folder) are changed, and printed. A reading is
+    recorded and counted on /metrics, ExecReload's SIGHUP applies an added route,
+    KillSignal stops it with exit 0, and (under strace) every system call is in
+    SystemCallFilter=."""
+    if not args.mosquitto:
+        c.note_not_checked("iotbridge-recorder.service run: no mosquitto binary found")
+        return
+    unit = parse_unit(os.path.join(root, "usr", "lib", "systemd", "system", SERVICE_UNIT))
+    values = lambda key: [v for s, k, v in unit if s == "[Service]" and k == key]  # noqa: E731
+    exe = os.path.join(root, "usr", "bin", "iotbridge-recorder")
+    state = os.path.join(work, "var", "lib")
+    config = os.path.join(work, "recorder.toml")
+    broker = Mosquitto(args.mosquitto, work)
+    try:
+        metrics_port = free_port()
+        text = open(os.path.join(root, CONFIG.lstrip("/"))).read()
+        overrides = [(re.search(r'url = "mqtt://[^"]*"', text).group(0), f'url = "mqtt://127.0.0.1:{broker.port}"'),
+                     (re.search(r'listen = "[^"]*"', text).group(0), f'listen = "127.0.0.1:{metrics_port}"'),
+                     ("/var/lib/", state + "/")]
+        for old, new in overrides:
+            print(f"test override: {old} -> {new}")
+            text = text.replace(old, new)
+        os.makedirs(os.path.join(state, "iotbridge"))
+        with open(config, "w") as f:
+            f.write(text)
+
+        def command(line):
+            return [exe if w == "/usr/bin/iotbridge-recorder" else (config if w == CONFIG else w)
+                    for w in line.split()]
+
+        pre = command(values("ExecStartPre")[0])
+        r = run(pre, c, "ExecStartPre= (--check) accepts the packaged configuration")
+        c.check("route climate" in r.stdout, "--check prints the example's route", r.stdout)
+        argv = command(values("ExecStart")[0])
+        allowed = allowed_syscalls(values("SystemCallFilter"))
+        trace = os.path.join(work, "recorder-strace.log") if allowed is not None and shutil.which("strace") else None
+        log_path = os.path.join(work, "recorder-service.log")
+        with open(log_path, "w") as log:
+            full = (["strace", "-f", "-qq", "-o", trace, "--"] if trace else []) + argv
+            env = dict(os.environ)
+            if trace:
+                env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+            p = subprocess.Popen(full, stdout=log, stderr=subprocess.STDOUT, cwd=work, env=env)
+            pid = p.pid
+            if trace:
+                def tracee():
+                    try:
+                        for child in open(f"/proc/{p.pid}/task/{p.pid}/children").read().split():
+                            if os.path.realpath(f"/proc/{child}/exe") == os.path.realpath(exe):
+                                return int(child)
+                    except OSError:
+                        pass
+                    return None
+                wait_for(lambda: p.poll() is not None or tracee() is not None, 10)
+                pid = tracee() or p.pid
+            subscribed = wait_for(lambda: p.poll() is not None or broker.logged("Sending SUBACK"), 20)
+            run([os.path.join(root, "usr", "bin", "iotbridge-pub"), "-p", str(broker.port), "-t",
+                 "iot/home1/kitchen/temperature", "-m", "24.5", "-q", "1"], c, "a reading is published")
+            counted = wait_for(lambda: metrics_value(metrics_port, "iotbridge_readings_stored_total") == 1, 20)
+            c.check(subscribed and counted, "the service records the reading: /metrics says "
+                    "iotbridge_readings_stored_total 1", open(log_path).read())
+            with open(config, "a") as f:
+                f.write('\n[[route]]\nname = "meters"\nfilters = ["meters/#"]\ncollection = "meters"\n')
+            os.kill(pid, signal.SIGHUP)  # ExecReload=/bin/kill -HUP $MAINPID
+            reloaded = wait_for(lambda: "reloaded" in open(log_path).read() or "reload refused" in open(log_path).read(),
+                                20)
+            c.check(reloaded, "SIGHUP (ExecReload=) re-reads the file and says so", open(log_path).read())
+            os.kill(pid, signal.SIGTERM)
+            started = time.monotonic()
+            try:
+                code = p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                code = "killed"
+        output = open(log_path).read()
+        c.check(code == 0, f"SIGTERM stops it with exit 0 in {time.monotonic() - started:.2f} s", f"{code}\n{output}")
+        last = output.strip().splitlines()[-1] if output.strip() else ""
+        c.check(last.startswith("stopped after") and "DOWN" not in last, "the last line is the summary", output)
+        c.check(os.path.isdir(os.path.join(state, "iotbridge", "spool")),
+                "the journal and spool live in StateDirectory=iotbridge (/var/lib/iotbridge/spool)")
+        if trace:
+            used = set()
+            for traced in open(trace):
+                m = re.match(r"\d+\s+(?:<\.\.\. )?([a-z_0-9]+)[( ]", traced)
+                if m and m.group(1) != "resumed":
+                    used.add(m.group(1))
+            outside = sorted(used - allowed)
+            c.check(len(used) > 20 and not outside, f"all {len(used)} system calls of iotbridge-recorder (start, "
+                    "a reading, /metrics, SIGHUP, stop) are in SystemCallFilter=@system-service",
+                    f"outside: {outside}")
+        else:
+            c.note_not_checked("iotbridge-recorder's system calls against SystemCallFilter= (strace, systemd-analyze)")
+    finally:
+        broker.stop()
 
 
 if __name__ == "__main__":

@@ -96,9 +96,6 @@ TEST_CASE("format -F message fields, flags, widths and precisions", "[format]") 
       {"%-p|", "hello|"},
       {"%%|@@|\\\\", "%|@|\\"},
       {"\\t\\n\\r\\a\\v\\e", "\t\n\r\a\v\033"},
-      {"\\q%k@", ""},  // unknown escapes and fields print nothing; so does a trailing @
-      {"x%", "x"},     // a trailing % prints nothing
-      {"%5", ""},      // cut off before its conversion
       {"%A|%5S|%05E|%C|%3C|%R|%P|%D", "|     |00000||   |||"},
       {"%q", "1"},
   };
@@ -108,6 +105,28 @@ TEST_CASE("format -F message fields, flags, widths and precisions", "[format]") 
   }
   CHECK(custom("\\0", m) == "\0"s);
   CHECK(custom("%t\\0%p", m) == "a/1\0hello"s);
+}
+
+TEST_CASE("format -F refuses what mosquitto_sub refuses, in its words", "[format]") {
+  struct Case {
+    std::string format, problem;
+  };
+  const std::vector<Case> cases = {
+      {"%Z %p", "Invalid format specifier 'Z'."},  {"%k", "Invalid format specifier 'k'."},
+      {"%-5.2y", "Invalid format specifier 'y'."}, {"x%", "Incomplete format specifier."},
+      {"%5", "Incomplete format specifier."},      {"%-", "Incomplete format specifier."},
+      {"%0", "Incomplete format specifier."},      {"%.2", "Incomplete format specifier."},
+      {"%t@", "Incomplete format specifier."},     {"\\q", "Invalid escape specifier 'q'."},
+      {"%p\\", "Incomplete escape specifier."},
+  };
+  for (const auto& c : cases) {
+    INFO("format: " << c.format);
+    CHECK(format_problem(c.format) == c.problem);
+    CHECK_THROWS_WITH(MessageFormatter(OutputOptions{OutputStyle::custom, c.format, true, false}),
+                      Catch::Contains(c.problem));
+  }
+  for (std::string ok : {"%t %p", "%-05l|%10.3p", "%%|@@|@Z|\\e", "%A%S%C%D%E%F%I%l%m%P%q%R%r%j%J%U%x%X", ""})
+    CHECK_FALSE(format_problem(ok));
 }
 
 TEST_CASE("format -F end of line and -N", "[format]") {

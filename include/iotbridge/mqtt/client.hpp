@@ -95,7 +95,9 @@ struct Options {
   std::uint32_t session_expiry_interval = 0;
 
   /// Reconnect after a lost connection: the delay starts at reconnect_delay_min
-  /// and doubles up to reconnect_delay_max while attempts fail.
+  /// and doubles up to reconnect_delay_max while attempts fail, each delay a
+  /// random time in [cap/2, cap] (iotbridge::Backoff) so that a fleet that lost
+  /// its broker does not retry in one instant.
   bool auto_reconnect = true;                            ///< default true
   std::chrono::milliseconds reconnect_delay_min{500};    ///< default 0.5 s
   std::chrono::milliseconds reconnect_delay_max{30000};  ///< default 30 s
@@ -203,7 +205,8 @@ class DeliveryToken {
   int mid() const noexcept;
   bool done() const;
   /// Blocks until complete. Throws Error (mqtt) when the delivery failed
-  /// (the broker refused it on MQTT 5, or the client was destroyed first).
+  /// (the broker refused it on MQTT 5, a QoS 0 message was still unwritten when
+  /// the connection closed, or the client was destroyed first).
   void wait() const;
   /// true when complete within `timeout` (throws as wait() on failure).
   bool wait_for(std::chrono::milliseconds timeout) const;

@@ -44,7 +44,8 @@ struct OutputOptions {
 ///   passed on by the client. Flags `-` (left align) and `0` (zero pad), a
 ///   field width and a `.precision` apply as mosquitto_sub applies them.
 ///   `@X` is strftime's `%X` in local time, `@N` the nanoseconds, `@@` an `@`.
-///   `\\ \0 \a \e \n \r \t \v` are escapes. Unknown sequences print nothing.
+///   `\\ \0 \a \e \n \r \t \v` are escapes. Any other `%` or `\` sequence,
+///   or one cut off by the end of the string, is refused (format_problem()).
 /// Deliberate differences from mosquitto_sub 2.0.11, each where it prints
 /// wrong or invalid output:
 ///   - %x/%X with a width print min(length, width/2) bytes (mosquitto drops
@@ -57,6 +58,7 @@ struct OutputOptions {
 ///   - widths and precisions are capped at 65535.
 class MessageFormatter {
  public:
+  /// Throws Error (config) for a custom format that format_problem() refuses.
   explicit MessageFormatter(OutputOptions options = {});
   ~MessageFormatter();
   MessageFormatter(MessageFormatter&&) noexcept;
@@ -81,6 +83,11 @@ class MessageFormatter {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// Why mosquitto_sub would refuse `format` as a -F string, in its words
+/// ("Invalid format specifier 'Z'.", "Incomplete format specifier.", "Invalid
+/// escape specifier 'z'."); nullopt when it is valid.
+std::optional<std::string> format_problem(std::string_view format);
 
 /// `text` as a JSON string literal, quotes included, escaped as cJSON (and so
 /// mosquitto_sub) escapes: `\" \\ \b \f \n \r \t`, other bytes below 0x20 as

@@ -40,6 +40,8 @@
 #include <string_view>
 #include <vector>
 
+#include "iotbridge/record/fs.hpp"
+
 namespace iotbridge::record {
 
 struct JournalOptions {
@@ -58,6 +60,9 @@ struct JournalOptions {
   std::uint64_t retire_consumed_bytes = 1ull << 20;
   /// false skips every fdatasync/fsync: for tests and throwaway data only.
   bool fsync = true;
+  /// The file system every read and write goes through; null: Fs::posix().
+  /// Tests wrap it to inject a full disk, a failed fsync or a torn write.
+  std::shared_ptr<Fs> fs = nullptr;
 };
 
 enum class JournalProblemKind {

@@ -121,6 +121,9 @@ struct Reading {
   std::string payload;
   int qos = 0;
   bool retain = false;
+  /// The name of the route it was accepted for (route.hpp); "" for the first
+  /// route (and in records written before routes existed).
+  std::string route;
 };
 
 struct DocumentOptions {
@@ -148,7 +151,8 @@ struct BuildInfo {
 store::Document build_document(const Reading& reading, const DocumentOptions& options = {}, BuildInfo* info = nullptr);
 
 /// Binary encoding of Readings for the journal and the spool (versioned,
-/// little-endian, self-delimiting). decode_reading throws Error (io) on
+/// little-endian, self-delimiting; version 1 without a route name, version 2
+/// with one; implemented with the spool, src/record/spool.cpp). decode_reading throws Error (io) on
 /// malformed or truncated input, never reads out of bounds.
 std::string encode_reading(const Reading& reading);
 void encode_reading(const Reading& reading, std::string& out);  ///< appends

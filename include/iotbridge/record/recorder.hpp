@@ -48,20 +48,30 @@
 #include <vector>
 
 #include "iotbridge/mqtt/client.hpp"
+#include "iotbridge/record/fs.hpp"
+#include "iotbridge/record/metrics.hpp"
 #include "iotbridge/record/payload.hpp"
+#include "iotbridge/record/route.hpp"
 #include "iotbridge/store/store.hpp"
 
 namespace iotbridge::record {
 
 using LogHandler = std::function<void(mqtt::LogLevel, std::string_view)>;
 
-struct RecorderStats;
 using StatsHandler = std::function<void(const RecorderStats&)>;
 
 struct RecorderOptions {
+  // ---- what to record: routes ----
+  /// The streams to record, each into its own collection with its own
+  /// decoder and document options (route.hpp). Empty: one route named
+  /// "default" made of `filters`, `database`, `collection` and `document`
+  /// below (the single-route options). Setting both is an error.
+  std::vector<Route> routes;
+
   // ---- from ----
-  /// The filters to record; at least one. "$share/{group}/{filter}" splits a
-  /// stream among recorders of one group (each message goes to one of them).
+  /// The filters of the single route; at least one when `routes` is empty.
+  /// "$share/{group}/{filter}" splits a stream among recorders of one group
+  /// (each message goes to one of them).
   std::vector<std::string> filters;
   int qos = 1;  ///< default 1: subscription QoS (QoS 1 + the journal = nothing lost)
   /// The connection, used when the Recorder makes its own client. For a
@@ -71,9 +81,9 @@ struct RecorderOptions {
 
   // ---- to ----
   std::string store_uri = "sqlite:iotbridge.db";  ///< default "sqlite:iotbridge.db"; used when no store is given
-  std::string database = "iot_service";           ///< default "iot_service"
-  std::string collection = "sensors";             ///< default "sensors"
-  DocumentOptions document;                       ///< default: _id, topic, value, reg_date
+  std::string database = "iot_service";           ///< single route: default "iot_service"
+  std::string collection = "sensors";             ///< single route: default "sensors"
+  DocumentOptions document;                       ///< single route: default _id, topic, value, reg_date
   /// Ping the store in start() and throw when it does not answer (so a wrong
   /// URI is reported at once). Outages after start are waited out either way.
   bool check_store_on_start = true;  ///< default true
@@ -103,6 +113,9 @@ struct RecorderOptions {
   /// it): the intake then slows down as with no spool. 0: no limit. When the
   /// disk itself is full, the write-ahead journal pauses the intake.
   std::uint64_t spool_max_bytes = 0;  ///< default 0: only the disk limits it
+  /// The file system of the journal and the spool; null: the real one
+  /// (Fs::posix()). Tests wrap it to inject a full disk or a failed fsync.
+  std::shared_ptr<Fs> fs = nullptr;
 
   // ---- the store failing ----
   std::chrono::milliseconds retry_delay_min{100};   ///< default 0.1 s, doubling per failure
@@ -129,54 +142,6 @@ struct RecorderOptions {
   std::chrono::milliseconds stats_interval{0};  ///< default 0: never
 };
 
-/// A snapshot of the counters. Readings are counted, not messages of the
-/// previous runs: received + replayed = stored + rejected + pending.
-struct RecorderStats {
-  std::uint64_t received = 0;    ///< messages accepted from the broker in this run
-  std::uint64_t replayed = 0;    ///< readings recovered at start (journal and spool of an earlier run)
-  std::uint64_t stored = 0;      ///< readings the store has confirmed (duplicates included)
-  std::uint64_t duplicates = 0;  ///< of stored: already in the store (a replay of a stored reading)
-  std::uint64_t rejected = 0;    ///< refused by the store as a document (reason in last_error), skipped
-  std::uint64_t pending = 0;     ///< accepted and not yet confirmed (memory, journal, spool)
-  std::uint64_t ignored = 0;     ///< arrived after stop() on a client the caller owns (not acknowledged by us)
-
-  /// Decoding (of stored readings' first decode).
-  std::uint64_t numbers = 0;
-  std::uint64_t json = 0;
-  std::uint64_t nulls = 0;
-  std::uint64_t text_fallbacks = 0;    ///< not a number, not JSON: stored as text
-  std::uint64_t binary_fallbacks = 0;  ///< not UTF-8: stored as binary
-
-  std::uint64_t batches = 0;      ///< successful insert_many calls
-  std::uint64_t retries = 0;      ///< failed insert_many attempts that were retried
-  std::uint64_t spooled = 0;      ///< readings written to the disk spool in this run
-  std::uint64_t unspooled = 0;    ///< readings read back from the spool and stored
-  std::uint64_t spool_bytes = 0;  ///< size of the spool now
-  /// Write-ahead appends that failed (reading kept in memory only). A full
-  /// disk is not counted here: it pauses the intake instead (intake_paused).
-  std::uint64_t journal_errors = 0;
-  std::uint64_t spool_errors = 0;  ///< spool writes that failed (full, disk error): readings kept in memory
-
-  std::size_t queue_depth = 0;
-  std::size_t queue_capacity = 0;
-  std::size_t queue_high_water = 0;
-
-  bool connected = false;        ///< to the broker, now
-  std::uint64_t reconnects = 0;  ///< connections after the first
-  bool store_ok = true;          ///< the last insert attempt succeeded
-  /// The disk of the write-ahead journal is full: the network thread waits for
-  /// room (freed as the store takes readings) and the broker keeps the rest
-  /// (QoS 1 flow control), so no accepted reading lives in memory only.
-  bool intake_paused = false;
-  std::string last_error;  ///< the latest failure in words (empty: none)
-  double uptime_seconds = 0;
-
-  /// One JSON object, keys as the fields above.
-  std::string to_json() const;
-  /// "recv 1200 stored 1180 pend 20 dup 0 q 20/100000 retry 0 spool 0 (0 B) fb 3t/0b ok"
-  std::string status_line() const;
-};
-
 class Recorder {
  public:
   /// The store (when null, opened from options.store_uri) and the client (when
@@ -188,7 +153,8 @@ class Recorder {
   /// @param store    a store to write to; null: open_store(options.store_uri) in start()
   /// @param client   an MQTT client to drive; null: make_mosquitto_client(options.mqtt)
   /// @throws Error (config) on inconsistent options (no filter, bad filter,
-  ///         qos, batch_size 0, ...)
+  ///         qos, batch_size 0, ...) and invalid routes (validate_routes(),
+  ///         naming the route and the field)
   explicit Recorder(RecorderOptions options, std::shared_ptr<store::DocumentStore> store = nullptr,
                     std::shared_ptr<mqtt::Client> client = nullptr);
   /// stop() if running.
@@ -209,7 +175,8 @@ class Recorder {
   /// stays in the journal and spool for the next start), closes. Idempotent.
   void stop();
 
-  /// start(); waits until `stop` is requested (ShutdownSignal::token()) or
+  /// start() unless running already (start() first, to report "subscribed"
+  /// before the wait); waits until `stop` is requested (ShutdownSignal::token()) or
   /// max_messages were accepted and stored; stop().
   /// @param stop  ends the run when requested (Ctrl-C / SIGTERM through ShutdownSignal)
   /// @return the final stats: `pending == 0` when everything accepted was stored
@@ -221,6 +188,17 @@ class Recorder {
   bool wait_idle(std::chrono::milliseconds timeout) const;
   /// Waits until `received` reaches `count`. False on timeout.
   bool wait_received(std::uint64_t count, std::chrono::milliseconds timeout) const;
+
+  /// Replaces the routes of a running (or stopped) recorder, for a reload:
+  /// validated first (throws Error (config) and changes nothing when they are
+  /// invalid). The subscriptions change to the new filters; a reading
+  /// accepted before the call is stored by the route it was accepted for (or,
+  /// when no new route has its name, by the first new route), once; readings
+  /// accepted after it follow the new routes.
+  void update_routes(std::vector<Route> routes);
+  /// The routes in use (the single-route options as one route when
+  /// RecorderOptions::routes was empty).
+  std::vector<Route> routes() const;
 
   bool running() const noexcept;
   RecorderStats stats() const;

@@ -32,10 +32,23 @@
 
 namespace iotbridge::store {
 
+/// A MongoDB 5+ time-series collection: documents bucketed by time (and by
+/// the meta field) on the server. Servers without them (FerretDB 1.x, the
+/// SQLite store) refuse to create one with an Error naming the option.
+struct TimeseriesOptions {
+  std::string time_field = "reg_date";  ///< default "reg_date": a BSON datetime in every document
+  std::string meta_field = "topic";     ///< default "topic": what identifies a series; "" for none
+  std::string granularity = "seconds";  ///< "seconds" (default), "minutes" or "hours": how often a series reports
+};
+
 struct CollectionOptions {
   bool capped = false;
-  std::int64_t size_bytes = 0;     ///< capped: maximum total size in bytes (required when capped)
-  std::int64_t max_documents = 0;  ///< capped: maximum number of documents; 0 = no count limit
+  std::int64_t size_bytes = 0;                  ///< capped: maximum total size in bytes (required when capped)
+  std::int64_t max_documents = 0;               ///< capped: maximum number of documents; 0 = no count limit
+  std::optional<TimeseriesOptions> timeseries;  ///< default none: an ordinary collection
+  /// Time-series only: documents older than this many seconds (by time_field)
+  /// are removed by the server. 0 (default): kept forever.
+  std::int64_t expire_after_seconds = 0;
 };
 
 /// An index on one or more field paths; direction 1 (ascending) or -1.
@@ -43,12 +56,19 @@ struct IndexSpec {
   std::vector<std::pair<std::string, int>> keys;
   bool unique = false;  ///< default: not unique
   std::string name;     ///< default: MongoDB's "path_1_path2_-1"
+  /// > 0: a TTL index (one field, holding dates): a document whose date is
+  /// more than this many seconds old expires. MongoDB's server removes it
+  /// (about once a minute); the SQLite store and servers without a TTL
+  /// monitor remove it when Collection::delete_expired() is called.
+  /// Default 0: an ordinary index.
+  std::int64_t expire_after_seconds = 0;
 };
 
 struct IndexInfo {
   std::string name;
   std::vector<std::pair<std::string, int>> keys;
   bool unique = false;
+  std::int64_t expire_after_seconds = 0;  ///< > 0: a TTL index (see IndexSpec)
 };
 
 struct FindOptions {
@@ -225,9 +245,25 @@ class Collection {
   virtual std::vector<IndexInfo> list_indexes() = 0;
   virtual void drop_index(const std::string& name) = 0;
 
+  // ---- retention ----
+  /// Removes up to `limit` documents that a TTL index of the collection says
+  /// have expired (its field a date older than expire_after_seconds before
+  /// now), in one short delete, and returns how many: call it in a loop of
+  /// small batches so that inserts never wait long. The SQLite store expires
+  /// documents this way (the recorder calls it on a timer); on MongoDB the
+  /// server does it by itself, and this is the same rule for servers that
+  /// keep TTL indexes without removing anything (FerretDB 1.x).
+  virtual std::int64_t delete_expired(std::int64_t limit);
+
  protected:
   Collection() = default;
 };
+
+/// Deletes up to `limit` documents of `collection` whose `field` is a date
+/// before `cutoff` (one find of their _ids, one delete) and returns how many:
+/// the rule of a TTL index, in a batch small enough not to hold up inserts.
+/// Throws Error as find and delete_many do.
+std::int64_t delete_dated_before(Collection& collection, const std::string& field, DateTime cutoff, std::int64_t limit);
 
 /// What a store reports about a collection (iotbridge-db stats).
 struct CollectionStats {
