@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "db_target.hpp"
 #include "iotbridge/duration.hpp"
 #include "iotbridge/error.hpp"
 #include "iotbridge/shutdown.hpp"
@@ -32,10 +33,11 @@ using namespace iotbridge::store;
 
 namespace {
 
+using iotbridge::cli::kDefaultCollection;
+using iotbridge::cli::kDefaultDatabase;
+
 constexpr int kFailure = 1;
 constexpr int kUsage = 2;
-constexpr const char* kDefaultDatabase = "iot_service";
-constexpr const char* kDefaultCollection = "sensors";
 
 // A usage problem found after parsing (malformed JSON argument, missing store).
 struct UsageError : std::runtime_error {
@@ -165,11 +167,6 @@ std::string csv_cell(const std::optional<Value>& v) {
   return quoted + "\"";
 }
 
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::string(v) : fallback;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -180,10 +177,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "iotbridge-db " IOTBRIDGE_VERSION, "Print the version and exit");
   // The store, database and collection may come before or after the verb.
   app.fallthrough();
-  std::string store_uri, db_flag, coll_flag;
-  app.add_option("--store", store_uri, "Store URI (default: $IOTBRIDGE_STORE)");
-  app.add_option("--db", db_flag, "Database (default: $IOTBRIDGE_DB, else iot_service)");
-  app.add_option("--collection", coll_flag, "Collection (default: $IOTBRIDGE_COLLECTION, else sensors)");
+  cli::DbFlags flags;
+  app.add_option("--store", flags.store_uri, "Store URI (default: $IOTBRIDGE_STORE)");
+  app.add_option("--db", flags.database, "Database (default: $IOTBRIDGE_DB, else iot_service)");
+  app.add_option("--collection", flags.collection, "Collection (default: $IOTBRIDGE_COLLECTION, else sensors)");
   app.require_subcommand(1);
 
   std::vector<std::string> args;
@@ -260,7 +257,10 @@ int main(int argc, char** argv) {
   exp->add_option("--fields,-f", fields_text, "CSV columns, comma separated (default: the first document's fields)");
   add_args(app.add_subcommand("stats", "Document count, size, capped limits and index count of a collection"),
            "[DB COLLECTION]");
-  view::add_view_commands(app, {store_uri, db_flag, coll_flag});  // plot, serve
+  // Verbs of other files register here, with one call each taking `app` and
+  // `flags` (cli::resolve(flags) gives their store, database and collection);
+  // they run from their CLI11 callbacks during parsing.
+  view::add_view_commands(app, {flags.store_uri, flags.database, flags.collection});  // plot, serve
 
   // An unknown verb gets its own message (CLI11 would only say that a
   // subcommand is required).
@@ -320,16 +320,17 @@ int main(int argc, char** argv) {
   auto is = [&](const char* name) { return verb_name == name; };
 
   try {
-    if (store_uri.empty()) store_uri = env_or("IOTBRIDGE_STORE", "");
-    if (store_uri.empty())
-      throw UsageError(
-          "no store given: pass --store URI or set IOTBRIDGE_STORE (e.g. sqlite:iot.db, "
-          "mongodb://localhost:27017/)");
+    cli::DbFlags where;
+    try {
+      where = cli::resolve(flags);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
     if (capped && size <= 0) throw UsageError("create --capped needs --size BYTES");
     if (!capped && (size || max)) throw UsageError("--size and --max apply to --capped collections");
 
-    const std::string db_default = db_flag.empty() ? env_or("IOTBRIDGE_DB", kDefaultDatabase) : db_flag;
-    const std::string coll_default = coll_flag.empty() ? env_or("IOTBRIDGE_COLLECTION", kDefaultCollection) : coll_flag;
+    const std::string& db_default = where.database;
+    const std::string& coll_default = where.collection;
     Target t;
     if (is("dbs")) {
       if (!args.empty()) throw UsageError("dbs takes no arguments");
@@ -359,7 +360,7 @@ int main(int argc, char** argv) {
     open_options.read_only = verb->read_only || (is("index") && t.json.empty());
     std::unique_ptr<DocumentStore> store;
     try {
-      store = open_store(store_uri, open_options);
+      store = open_store(where.store_uri, open_options);
     } catch (const Error& e) {
       if (e.category() == ErrorCategory::config) throw UsageError(e.what());
       throw;

@@ -1,7 +1,6 @@
 #include "iotbridge/store/open.hpp"
 
 #include <algorithm>
-#include <filesystem>
 
 #include "iotbridge/error.hpp"
 #include "store/backends.hpp"
@@ -57,41 +56,6 @@ std::string redact_uri(std::string_view uri_in) {
   return uri;
 }
 
-namespace {
-
-// What SQLite would only call "unable to open database file", in words:
-// the folder is missing, the path is a folder, or (read-only) no file. Each
-// keeps the code SQLite itself would have given (SQLITE_CANTOPEN).
-constexpr int kSqliteCantOpen = 14;
-
-void check_sqlite_path(const std::string& path, bool read_only) {
-  if (path == ":memory:" || path.rfind("file:", 0) == 0) return;  // SQLite URI forms: SQLite decides
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path p(path);
-  if (fs::is_directory(p, ec))
-    throw Error(
-        ErrorCategory::store,
-        "'" + path + "' is a folder, not an SQLite file: name a file in it, e.g. sqlite:" + (p / "iot.db").string(),
-        kSqliteCantOpen);
-  fs::path folder = p.parent_path();
-  if (!folder.empty() && !fs::is_directory(folder, ec))
-    throw Error(ErrorCategory::store,
-                "the folder '" + folder.string() + "' of the SQLite store '" + path + "' does not exist" +
-                    (fs::exists(folder, ec) ? " (it is a file)" : "") + ": create it (mkdir -p " + folder.string() +
-                    ") or name a file in an existing folder",
-                kSqliteCantOpen);
-  if (read_only && !fs::exists(p, ec))
-    throw Error(ErrorCategory::store,
-                "no SQLite store at '" + path +
-                    "': the file does not exist, and reading does not create one. Check the path; a store is created "
-                    "by the first write (a recorder such as iotbridge-sub --store sqlite:" +
-                    path + ", or iotbridge-db --store sqlite:" + path + " insert ...)",
-                kSqliteCantOpen);
-}
-
-}  // namespace
-
 std::unique_ptr<DocumentStore> open_store(const std::string& uri, const OpenOptions& options) {
   if (uri.empty())
     throw Error(ErrorCategory::config,
@@ -103,7 +67,6 @@ std::unique_ptr<DocumentStore> open_store(const std::string& uri, const OpenOpti
     if (path.empty())
       throw Error(ErrorCategory::config,
                   "store URI '" + uri + "' names no file: use sqlite:path/to/file.db or sqlite::memory:");
-    check_sqlite_path(path, options.read_only);
     return detail::open_sqlite(path, uri, options.read_only);
   }
   auto colon = uri.find(':');

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <mutex>
 #include <set>
@@ -1137,6 +1138,34 @@ class SqliteCollection final : public Collection {
 
 // ---- store ------------------------------------------------------------------------------
 
+// What SQLite would only call "unable to open database file", in words:
+// the folder is missing, the path is a folder, or (read-only) no file.
+void check_sqlite_path(const std::string& path, bool read_only) {
+  if (path == ":memory:" || path.rfind("file:", 0) == 0) return;  // SQLite URI forms: SQLite decides
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p(path);
+  if (fs::is_directory(p, ec))
+    throw Error(
+        ErrorCategory::store,
+        "'" + path + "' is a folder, not an SQLite file: name a file in it, e.g. sqlite:" + (p / "iot.db").string(),
+        SQLITE_CANTOPEN);
+  fs::path folder = p.parent_path();
+  if (!folder.empty() && !fs::is_directory(folder, ec))
+    throw Error(ErrorCategory::store,
+                "the folder '" + folder.string() + "' of the SQLite store '" + path + "' does not exist" +
+                    (fs::exists(folder, ec) ? " (it is a file)" : "") + ": create it (mkdir -p " + folder.string() +
+                    ") or name a file in an existing folder",
+                SQLITE_CANTOPEN);
+  if (read_only && !fs::exists(p, ec))
+    throw Error(ErrorCategory::store,
+                "no SQLite store at '" + path +
+                    "': the file does not exist, and reading does not create one. Check the path; a store is created "
+                    "by the first write (a recorder such as iotbridge-sub --store sqlite:" +
+                    path + ", or iotbridge-db --store sqlite:" + path + " insert ...)",
+                SQLITE_CANTOPEN);
+}
+
 class SqliteStore final : public DocumentStore {
  public:
   SqliteStore(const std::string& path, const std::string& description, bool read_only)
@@ -1300,6 +1329,7 @@ std::string sqlite_explain_aggregate(Collection& collection, const std::vector<D
 }
 
 std::unique_ptr<DocumentStore> open_sqlite(const std::string& path, const std::string& description, bool read_only) {
+  check_sqlite_path(path, read_only);
   return std::make_unique<SqliteStore>(path, description, read_only);
 }
 
