@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include <set>
 #include <sstream>
 
+#include "iotbridge/duration.hpp"
 #include "iotbridge/record/decoder.hpp"
 #include "iotbridge/record/report.hpp"
 #include "iotbridge/record/route.hpp"
@@ -94,12 +96,13 @@ struct Problem {
 
 [[noreturn]] void fail(Pos pos, std::string what) { throw Problem{pos, std::move(what)}; }
 
-enum class Kind { string, integer, boolean, strings, string_table };
+enum class Kind { string, integer, number, boolean, strings, string_table };
 
 std::string_view kind_name(Kind k) {
   switch (k) {
     case Kind::string: return "string";
     case Kind::integer: return "integer";
+    case Kind::number: return "number";
     case Kind::boolean: return "boolean";
     case Kind::strings: return "array of strings";
     case Kind::string_table: return "table of strings";
@@ -112,6 +115,7 @@ struct Value {
   Pos pos;
   std::string text;
   std::int64_t integer = 0;
+  double number = 0;
   bool boolean = false;
   std::vector<std::pair<std::string, Pos>> list;                         // strings
   std::vector<std::pair<std::string, std::pair<std::string, Pos>>> map;  // string_table: key -> (value, pos)
@@ -130,6 +134,7 @@ struct RouteDraft {
   bool include_qos = false;
   bool include_retain = false;
   bool keep_payload = true;
+  record::Route policies;       // the policy keys (quarantine ... dedup_key), copied as they are
   std::set<std::string> given;  // keys present, for the required check
 };
 
@@ -186,6 +191,16 @@ std::int64_t in_range(const Value& v, std::int64_t min, std::int64_t max, std::s
 std::string non_empty(const Value& v, std::string_view example) {
   if (v.text.empty()) fail(v.pos, "an empty string is not allowed here; write " + std::string(example));
   return v.text;
+}
+
+// A library check (a duration, a word) whose Error becomes a refusal at the value.
+template <typename F>
+auto with_pos(const Value& v, F&& parse) {
+  try {
+    return parse();
+  } catch (const Error& e) {
+    fail(v.pos, e.what());
+  }
 }
 
 // A JSON Pointer (RFC 6901): "" or "/a/b", ~0 and ~1 escapes only.
@@ -357,6 +372,50 @@ const Key kKeys[] = {
    Kind::boolean, [](Draft&, RouteDraft* r, const Value& v) { r->include_qos = v.boolean; }},
   {{"route", "include_retain", "boolean", "false", "Add the message's retain flag as field retain."},
    Kind::boolean, [](Draft&, RouteDraft* r, const Value& v) { r->include_retain = v.boolean; }},
+
+  // The route policies (docs/recorder.md, "Policies"): the names of record::Route's fields.
+  {{"route", "quarantine", "string", "\"<collection>_quarantine\"", "Collection of the readings the store refuses (and, with on_unmapped, unmapped ones)."},
+   Kind::string, [](Draft&, RouteDraft* r, const Value& v) { r->policies.quarantine = non_empty(v, "\"sensors_quarantine\""); }},
+  {{"route", "on_unmapped", "string", "\"store\"", "A payload without a mapped field: \"store\" it without the field, or \"quarantine\" it."},
+   Kind::string, [](Draft&, RouteDraft* r, const Value& v) { r->policies.on_unmapped = with_pos(v, [&] { return record::parse_on_unmapped(v.text); }); }},
+  {{"route", "max_document_bytes", "integer", "0", "A larger document (BSON bytes) is quarantined as too_large; 0: the recorder's 16 MiB limit."},
+   Kind::integer, [](Draft&, RouteDraft* r, const Value& v) {
+     r->policies.max_document_bytes = static_cast<std::size_t>(in_range(v, 0, INT64_MAX, "a size in bytes"));
+   }},
+  {{"route", "expire_after", "string", "", "Documents older than this disappear: \"30d\", \"12h\", \"2s\" (absent: kept forever)."},
+   Kind::string, [](Draft&, RouteDraft* r, const Value& v) {
+     r->policies.expire_after = std::chrono::duration_cast<std::chrono::seconds>(
+         with_pos(v, [&] { return parse_duration(v.text, "expire_after"); }));
+     if (r->policies.expire_after.count() <= 0) fail(v.pos, "expire_after must be at least 1s; write \"30d\"");
+   }},
+  {{"route", "timeseries", "table of strings", "", "A MongoDB 5+ time-series collection: { time_field = \"reg_date\", meta_field = \"topic\", granularity = \"seconds\" }."},
+   Kind::string_table, [](Draft&, RouteDraft* r, const Value& v) {
+     store::TimeseriesOptions ts;
+     for (const auto& [name, text] : v.map) {
+       if (name == "time_field") ts.time_field = text.first;
+       else if (name == "meta_field") ts.meta_field = text.first;
+       else if (name == "granularity") {
+         if (text.first != "seconds" && text.first != "minutes" && text.first != "hours")
+           fail(text.second, "granularity '" + text.first + "' is not one of seconds, minutes, hours; write \"seconds\"");
+         ts.granularity = text.first;
+       } else
+         fail(text.second, "timeseries has no key '" + name + "'; it takes time_field, meta_field and granularity");
+     }
+     r->policies.timeseries = ts;
+   }},
+  {{"route", "deadband", "number", "", "Store a number only when it moved at least this far from the last stored one, per topic."},
+   Kind::number, [](Draft&, RouteDraft* r, const Value& v) {
+     if (!(v.number >= 0) || !std::isfinite(v.number)) fail(v.pos, "a deadband is a finite number >= 0; write 0.2");
+     r->policies.deadband = v.number;
+   }},
+  {{"route", "on_change", "boolean", "false", "Store a value only when it differs from the last stored one, per topic."},
+   Kind::boolean, [](Draft&, RouteDraft* r, const Value& v) { r->policies.on_change = v.boolean; }},
+  {{"route", "heartbeat", "string", "", "With deadband or on_change: store anyway after this long without a stored reading: \"15m\"."},
+   Kind::string, [](Draft&, RouteDraft* r, const Value& v) {
+     r->policies.heartbeat = with_pos(v, [&] { return parse_duration(v.text, "heartbeat"); });
+   }},
+  {{"route", "dedup_key", "string", "", "The _id from a key, so a redelivered reading is stored once: \"/seq\", \"user_property:NAME\" or \"payload\"."},
+   Kind::string, [](Draft&, RouteDraft* r, const Value& v) { r->policies.dedup_key = non_empty(v, "\"/seq\""); }},
 };
 // clang-format on
 
@@ -422,6 +481,7 @@ std::string example_of(const Key& k) {
     case Kind::string: return std::string(k.info.name) + " = \"...\"";
     case Kind::integer:
       return std::string(k.info.name) + " = " + std::string(k.info.default_value.empty() ? "1" : k.info.default_value);
+    case Kind::number: return std::string(k.info.name) + " = 0.2";
     case Kind::boolean: return std::string(k.info.name) + " = true";
     case Kind::strings: return std::string(k.info.name) + " = [\"iot/#\"]";
     case Kind::string_table: return std::string(k.info.name) + " = { name = \"/pointer\" }";
@@ -445,6 +505,14 @@ Value read_value(const Key& k, const toml::node& n) {
     case Kind::integer:
       if (!n.is_integer()) wrong();
       v.integer = n.as_integer()->get();
+      break;
+    case Kind::number:  // 1 and 1.0 alike
+      if (n.is_integer())
+        v.number = static_cast<double>(n.as_integer()->get());
+      else if (n.is_floating_point())
+        v.number = n.as_floating_point()->get();
+      else
+        wrong();
       break;
     case Kind::boolean:
       if (!n.is_boolean()) wrong();
@@ -612,6 +680,15 @@ ServiceConfig finish(Draft& d, const toml::table& root) {
     route.document.include_retain = r.include_retain;
     route.fields = r.fields;
     route.keep_payload = r.keep_payload;
+    route.quarantine = r.policies.quarantine;
+    route.on_unmapped = r.policies.on_unmapped;
+    route.max_document_bytes = r.policies.max_document_bytes;
+    route.expire_after = r.policies.expire_after;
+    route.timeseries = r.policies.timeseries;
+    route.deadband = r.policies.deadband;
+    route.on_change = r.policies.on_change;
+    route.heartbeat = r.policies.heartbeat;
+    route.dedup_key = r.policies.dedup_key;
     // What the recorder itself checks (a topic pattern that cannot fit a filter, ...), at the route.
     try {
       record::validate_routes({route});

@@ -263,3 +263,76 @@ TEST_CASE("the key table: every key once, documented, with a type", "[config][un
         "route.decoder",      "route.topic_fields", "route.fields",       "route.timestamp", "route.database"})
     CHECK(seen.count(required) == 1);
 }
+
+TEST_CASE("the route policy keys reach the route", "[config][unit]") {
+  Rows rows;
+  rows.set("route", "fields", "{ t = \"/t\" }");
+  rows.set("route", "quarantine", "\"bad_readings\"");
+  rows.set("route", "on_unmapped", "\"quarantine\"");
+  rows.set("route", "max_document_bytes", "1000");
+  rows.set("route", "expire_after", "\"30d\"");
+  rows.set("route", "deadband", "0.2");
+  rows.set("route", "heartbeat", "\"15m\"");
+  rows.set("route", "dedup_key", "\"/seq\"");
+  auto c = parse_config_text(rows.text(), "recorder.toml");
+  REQUIRE(c.routes.size() == 1);
+  const auto& r = c.routes.front();
+  CHECK(r.quarantine == "bad_readings");
+  CHECK(r.on_unmapped == iotbridge::record::Route::OnUnmapped::quarantine);
+  CHECK(r.max_document_bytes == 1000);
+  CHECK(r.expire_after == std::chrono::hours(24 * 30));
+  REQUIRE(r.deadband.has_value());
+  CHECK(*r.deadband == 0.2);
+  CHECK(r.heartbeat == std::chrono::minutes(15));
+  CHECK(r.dedup_key == "/seq");
+  CHECK_FALSE(r.timeseries.has_value());
+
+  Rows ts;
+  ts.set("route", "timeseries", "{ time_field = \"reg_date\", meta_field = \"topic\", granularity = \"minutes\" }");
+  ts.set("route", "on_change", "true");
+  ts.set("route", "deadband", "1");  // an integer is a number too
+  auto t = parse_config_text(ts.text(), "recorder.toml");
+  REQUIRE(t.routes.front().timeseries.has_value());
+  CHECK(t.routes.front().timeseries->granularity == "minutes");
+  CHECK(t.routes.front().on_change);
+  CHECK(*t.routes.front().deadband == 1.0);
+}
+
+TEST_CASE("bad route policy values are refused at the value", "[config][unit]") {
+  struct Case {
+    const char* key;
+    const char* value;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"deadband", "-0.5", "deadband"},
+      {"deadband", "nan", "deadband"},
+      {"on_unmapped", "\"drop\"", "quarantine"},
+      {"expire_after", "\"soon\"", "expire_after"},
+      {"expire_after", "\"0s\"", "at least 1s"},
+      {"heartbeat", "\"15 minutes\"", "heartbeat"},
+      {"timeseries", "{ granularity = \"weeks\" }", "seconds, minutes, hours"},
+      {"timeseries", "{ time = \"reg_date\" }", "time_field"},
+      {"max_document_bytes", "-1", "0 to"},
+      {"dedup_key", "\"\"", "/seq"},
+  };
+  for (const auto& c : cases) {
+    Rows rows;
+    rows.set("route", c.key, c.value);
+    int line = 0, column = 0;
+    std::string text = rows.text("route", c.key, &line, &column);
+    auto r = refuse(text);
+    INFO(text << "\n-> " << r.message);
+    CHECK(r.line == line);
+    CHECK_THAT(r.message, Catch::Contains(c.says));
+  }
+}
+
+TEST_CASE("a policy the recorder refuses is refused at its route", "[config][unit]") {
+  Rows rows;
+  rows.set("route", "heartbeat", "\"15m\"");  // a heartbeat without deadband or on_change
+  auto r = refuse(rows.text());
+  INFO(r.message);
+  CHECK(r.line == 7);  // the [[route]] line
+  CHECK_THAT(r.message, Catch::Contains("heartbeat"));
+}
