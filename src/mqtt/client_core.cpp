@@ -117,7 +117,7 @@ ConnectResult ClientCore::connect() {
                 "connect() cannot wait for the broker on the network thread (inside a callback); use connect_async()");
   std::unique_lock lock(state_mutex_);
   if (up(link_)) return last_connect_;
-  attempt_.emplace();
+  attempt_ = Outcome{};  // not emplace(): clang cannot use the default member initializers of a nested struct there
   auto deadline = Clock::now() + options_.connect_timeout;
   if (owner_ != Owner::none) {
     set_link_locked(Link::requested);

@@ -44,9 +44,10 @@ bool ChangeFilter::value_changed(const store::Value& last, const store::Value& n
 }
 
 bool ChangeFilter::changed(const Entry& last, const std::vector<std::pair<std::string, store::Value>>& values) const {
-  for (const auto& [field, value] : values) {
+  for (const auto& entry : values) {  // not a structured binding: clang 14 cannot capture one in the lambda
+    const std::string& field = entry.first;
     auto it = std::find_if(last.values.begin(), last.values.end(), [&](const auto& p) { return p.first == field; });
-    if (it == last.values.end() || value_changed(it->second, value)) return true;
+    if (it == last.values.end() || value_changed(it->second, entry.second)) return true;
   }
   return false;
 }
