@@ -144,7 +144,8 @@ std::optional<store::Value> JsonPointer::resolve(const store::Value& root) const
 }
 
 bool pattern_fits_filter(const TopicPattern& pattern, std::string_view filter) {
-  if (auto shared = parse_shared(filter)) filter = shared->filter;
+  const auto shared = parse_shared(filter);  // kept alive: `filter` may view its string
+  if (shared) filter = shared->filter;
   auto p = split_levels(pattern.pattern());
   auto f = split_levels(filter);
   for (std::size_t i = 0;; ++i) {
