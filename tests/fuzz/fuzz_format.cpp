@@ -4,7 +4,8 @@
 // Input: "FORMAT\nPAYLOAD" (split at the first newline; a newline inside a
 // format is written "\n", an escape). The first byte of the format picks the
 // output flags (pretty, end_of_line, MQTT 5 properties present). Checks:
-// constructing the formatter and rendering never throw or crash and use
+// the formatter refuses (Error) exactly the formats format_problem() names, as
+// mosquitto_sub refuses them; constructing and rendering never crash and use
 // bounded memory (widths are capped); json_quote output is accepted by
 // reformat_json; reformat_json is idempotent (compact of compact == compact,
 // compact of pretty == compact).
@@ -12,9 +13,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "iotbridge/error.hpp"
 #include "iotbridge/mqtt/format.hpp"
 
 using namespace iotbridge::mqtt;
@@ -39,7 +42,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   options.format = std::string(format);
   options.pretty = flags & 1;
   options.end_of_line = !(flags & 2);
-  MessageFormatter formatter(options);
+  const auto refusal = format_problem(format);
+  std::optional<MessageFormatter> made;
+  try {
+    made.emplace(options);
+  } catch (const iotbridge::Error& e) {
+    if (!refusal) fail("the formatter refused a format format_problem() accepts", e.what());
+    return 0;
+  }
+  if (refusal) fail("the formatter accepted a format format_problem() refuses", *refusal);
+  MessageFormatter& formatter = *made;
 
   Message message;
   message.topic = "iot/home/boiler/temp";
