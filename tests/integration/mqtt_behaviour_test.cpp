@@ -455,6 +455,36 @@ TEST_CASE("flow control: a callback never has more than 65535 QoS 1 messages una
   CHECK(c->unacknowledged() == 0);
 }
 
+TEST_CASE("a QoS 1 message whose packet id an unacknowledged one still holds completes after it, not instead",
+          "[mqtt][integration]") {
+  // libmosquitto draws every packet id from one 16-bit counter, QoS 0 included:
+  // 65535 QoS 0 messages behind a stalled broker bring the id of an
+  // unacknowledged QoS 1 message round again. Each PUBACK must complete the
+  // oldest message with its id (as libmosquitto matches it), and both arrive.
+  MosquittoServer broker;
+  Collector got;
+  auto sub = started(broker_options(broker));
+  REQUIRE(sub->subscribe("ids/qos1", 1, got.handler()).wait_for(5s));
+  auto o = broker_options(broker);
+  o.max_inflight = 2;
+  auto c = started(o);
+  ::kill(broker.pid(), SIGSTOP);
+  auto first = c->publish("ids/qos1", "first", 1);
+  int before = first.mid() == 1 ? 65535 : first.mid() - 1;
+  int qos0 = 0;
+  for (mqtt::DeliveryToken t; t.mid() != before; ++qos0) t = c->publish("ids/qos0", "x", 0);
+  auto second = c->publish("ids/qos1", "second", 1);
+  CHECK(qos0 == 65534);
+  REQUIRE(second.mid() == first.mid());
+  CHECK(c->unacknowledged() == 2);
+  ::kill(broker.pid(), SIGCONT);
+  REQUIRE(first.wait_for(30s));
+  REQUIRE(second.wait_for(30s));
+  CHECK(eventually([&] { return c->unacknowledged() == 0; }));
+  REQUIRE(got.wait_for(2, 30s));
+  CHECK(got.payloads() == std::vector<std::string>{"first", "second"});
+}
+
 TEST_CASE("QoS 0 while disconnected is queued (bounded) when asked, sent on connect", "[mqtt][integration]") {
   MosquittoServer broker;
   Collector got;
