@@ -25,6 +25,14 @@ to the consumer's exit, for `iotbridge-sub -C N --store sqlite:...` (the
 recorder, journal on) against `mosquitto_sub -C N` in the same run:
 
   /usr/bin/python3 bench/record_compare.py --mode stream --count 1000000 [--runs 3]
+
+--policies measures what a route policy costs: the recorder into SQLite
+(journal on) with a plain route against the same route with deadband (0.05:
+every reading still differs by 0.1, so the check runs and nothing is
+suppressed) and against dedup_key "/seq" (payloads {"seq": i, "t": ...},
+with a plain route on the same payloads as its baseline), rows interleaved:
+
+  /usr/bin/python3 bench/record_compare.py --policies --count 100000 --runs 5
 """
 import argparse
 import json
@@ -135,14 +143,14 @@ def wait4_rss(p, timeout):
         time.sleep(0.002)
 
 
-def publish(e2e, port, count):
-    pub = subprocess.run([e2e, "publish", "--port", str(port), "--count", str(count), "--qos", "1"],
+def publish(e2e, port, count, pub_extra=()):
+    pub = subprocess.run([e2e, "publish", "--port", str(port), "--count", str(count), "--qos", "1"] + list(pub_extra),
                          capture_output=True, text=True)
     if pub.returncode != 0:
         sys.exit("publisher failed: " + pub.stderr)
 
 
-def run_peer(mode, name, consumer_cmd, ready, e2e, port, count, out_path, session_id):
+def run_peer(mode, name, consumer_cmd, ready, e2e, port, count, out_path, session_id, pub_extra=()):
     """live: starts the consumer, waits until it is subscribed, publishes, waits
     for it. backlog: the broker holds `count` readings for the consumer's
     persistent session, then the consumer starts and takes them all.
@@ -150,7 +158,7 @@ def run_peer(mode, name, consumer_cmd, ready, e2e, port, count, out_path, sessio
     if mode == "backlog":
         subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-c", "-i", session_id, "-q", "1",
                         "-t", "iot/bench/#", "-E"], check=True)
-        publish(e2e, port, count)
+        publish(e2e, port, count, pub_extra)
     out = open(out_path, "w")
     start = time.monotonic()
     consumer = subprocess.Popen(consumer_cmd, stdout=subprocess.PIPE if ready == "line" else out,
@@ -163,7 +171,7 @@ def run_peer(mode, name, consumer_cmd, ready, e2e, port, count, out_path, sessio
         else:
             time.sleep(1.0)  # mosquitto_sub prints nothing when subscribed
         start = time.monotonic()
-        publish(e2e, port, count)
+        publish(e2e, port, count, pub_extra)
     rest = consumer.stdout.read() if ready == "line" else ""
     code, rss = wait4_rss(consumer, timeout=max(600, count / 200))
     elapsed = time.monotonic() - start
@@ -258,6 +266,8 @@ def main():
     ap.add_argument("--ferretdb", default=os.environ.get("IOTBRIDGE_FERRETDB",
                                                          os.path.expanduser("~/.cache/iotbridge/ferretdb-v1.24.2/ferretdb")))
     ap.add_argument("--skip", default="", help="comma-separated row names to skip (sqlite,nosync,ferretdb,paho,sub)")
+    ap.add_argument("--policies", action="store_true",
+                    help="plain route vs deadband vs dedup_key, recorder -> SQLite (journal on), rows interleaved")
     args = ap.parse_args()
     if args.mode == "stream":
         return stream_main(args)
@@ -289,20 +299,25 @@ def main():
         busy = stamps[-1] - stamps[0] if len(stamps) > 1 else el
         return n, len(stamps), el, rss, None, busy
 
-    def recorder_row(store, extra):
+    cpu = {}  # row name -> CPU seconds of the recorder process, per run
+
+    def recorder_row(store, extra, pub_extra=(), name=None):
         def run():
             spool = tempfile.mkdtemp(prefix="spool-", dir=tmp)
             i = sid("bench-rec")
             el, rss, code, rest = run_peer(args.mode, "recorder",
                                            [e2e, "record", "--port", str(port), "--store", store(), "--spool", spool,
                                             "--count", str(n), "--client-id", i] + extra, "line", e2e, port, n,
-                                           os.path.join(tmp, "rec.out"), i)
+                                           os.path.join(tmp, "rec.out"), i, pub_extra)
             stored, hw, busy = 0, None, el
             for line in rest.splitlines():
                 if line.startswith("{"):
                     doc = json.loads(line)
                     st = doc["stats"]
-                    stored, hw, busy = st["stored"], st["queue_high_water"], doc["elapsed"]
+                    # suppressed readings are done too (received = stored + suppressed + ...)
+                    stored, hw, busy = st["stored"] + st.get("suppressed", 0), st["queue_high_water"], doc["elapsed"]
+                    if name:
+                        cpu.setdefault(name, []).append(doc["cpu_seconds"])
             shutil.rmtree(spool, ignore_errors=True)
             return n, stored, el, rss, hw, busy
         return run
@@ -332,6 +347,14 @@ def main():
         return mongo_uri + "bench%d" % db_counter[0]
 
     plan = []
+    if args.policies:
+        skip = {"sub", "sqlite", "nosync", "ferretdb", "paho"}
+        for name, extra, pub_extra in [
+                ("plain route, number payloads", [], []),
+                ("deadband 0.05 (nothing suppressed), number payloads", ["--deadband", "0.05"], []),
+                ("plain route, {\"seq\": i} payloads", [], ["--json-seq"]),
+                ("dedup_key \"/seq\", {\"seq\": i} payloads", ["--dedup-key", "/seq"], ["--json-seq"])]:
+            plan.append((name, recorder_row(sqlite_uri, extra, pub_extra, name)))
     if "sub" not in skip:
         plan.append(("mosquitto_sub -q 1 (ceiling, receive only)", sub_row))
     if "sqlite" not in skip:
@@ -375,6 +398,18 @@ def main():
         print("| %s | %d | %d%s | %.0f | %s | %.0f | %.1f MiB | %s |" % (
             name, want, got, "" if got == want else " LOSS", rates[name], ratio, walls[name], rss / 1024.0,
             max(hws) if hws else "-"))
+    if args.policies:
+        print()
+        print("| route -> SQLite (journal on) | msg/s first->last (median) | rate vs its baseline "
+              "| CPU us/reading (median) | CPU vs its baseline |")
+        print("|---|---:|---:|---:|---:|")
+        names = [name for name, _ in plan]
+        for k, name in enumerate(names):
+            base = names[k - 1] if k % 2 else name
+            c = median(cpu[name]) / n * 1e6
+            cb = median(cpu[base]) / n * 1e6
+            print("| %s | %.0f | %+.1f %% | %.2f | %+.1f %% |" % (
+                name, rates[name], (rates[name] / rates[base] - 1) * 100, c, (c / cb - 1) * 100))
 
 
 if __name__ == "__main__":
