@@ -33,6 +33,11 @@ suppressed) and against dedup_key "/seq" (payloads {"seq": i, "t": ...},
 with a plain route on the same payloads as its baseline), rows interleaved:
 
   /usr/bin/python3 bench/record_compare.py --policies --count 100000 --runs 5
+
+and, with --mode stream, the same four routes as iotbridge-sub --store flags
+against mosquitto_sub on a live QoS 0 stream (the rate a user sees):
+
+  /usr/bin/python3 bench/record_compare.py --mode stream --policies --count 200000 --runs 5
 """
 import argparse
 import json
@@ -206,41 +211,55 @@ def stream_main(args):
     with open(lines_path, "w") as f:
         for i in range(n):
             f.write("%.1f\n" % (20 + (i % 200) * 0.1))
+    json_path = os.path.join(tmp, "json-lines")
+    with open(json_path, "w") as f:
+        for i in range(n):
+            f.write('{"seq": %d, "t": %.1f}\n' % (i, 20 + (i % 200) * 0.1))
     broker, port = start_mosquitto(tmp)
-    results = {"mosquitto_sub -C N": [], "iotbridge-sub -C N --store sqlite (journal on)": []}
+    sub_name = "mosquitto_sub -C N"
+    # (name, iotbridge-sub flags, lines); None: mosquitto_sub
+    rows = [(sub_name, None, lines_path), ("iotbridge-sub -C N --store sqlite (journal on)", [], lines_path)]
+    if args.policies:
+        rows = [(sub_name, None, lines_path),
+                ("--store, number payloads", [], lines_path),
+                ("--store --deadband 0.05 (nothing suppressed)", ["--deadband", "0.05"], lines_path),
+                ("--store, {\"seq\": i} payloads", [], json_path),
+                ("--store --dedup-key /seq", ["--dedup-key", "/seq"], json_path)]
+    results = {name: [] for name, _, _ in rows}
     try:
         for r in range(args.runs):
-            out = os.path.join(tmp, "sub.out")
-            el, rss, code = stream_run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "0",
-                                        "-t", "iot/bench/#", "-C", str(n)], port, lines_path, n, out)
-            with open(out, "rb") as f:
-                got = sum(1 for _ in f)
-            results["mosquitto_sub -C N"].append((el, rss, code, got))
-            print("run %d mosquitto_sub: %.2f s, %d received, exit %d" % (r + 1, el, got, code), file=sys.stderr,
-                  flush=True)
-            db = os.path.join(tmp, "stream%d.db" % r)
-            spool = os.path.join(tmp, "spool%d" % r)
-            el, rss, code = stream_run([sub_bin, "-h", "127.0.0.1", "-p", str(port), "-q", "0", "-t", "iot/bench/#",
-                                        "-C", str(n), "--store", "sqlite:" + db, "--spool", spool, "--stats-json"],
-                                       port, lines_path, n, os.path.join(tmp, "rec.out"))
-            stored = 0
-            with open(os.path.join(tmp, "rec.out")) as f:
-                for line in f:
-                    if line.startswith("{"):
-                        stored = json.loads(line).get("stored", stored)
-            results["iotbridge-sub -C N --store sqlite (journal on)"].append((el, rss, code, stored))
-            print("run %d iotbridge-sub --store: %.2f s, %d stored, exit %d" % (r + 1, el, stored, code),
-                  file=sys.stderr, flush=True)
-            shutil.rmtree(spool, ignore_errors=True)
-            for suffix in ("", "-wal", "-shm"):
-                if os.path.exists(db + suffix):
-                    os.remove(db + suffix)
+            for name, flags, lines in rows:
+                out = os.path.join(tmp, "rec.out")
+                if flags is None:
+                    el, rss, code = stream_run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "0",
+                                                "-t", "iot/bench/#", "-C", str(n)], port, lines, n, out)
+                    with open(out, "rb") as f:
+                        got = sum(1 for _ in f)
+                else:
+                    db = os.path.join(tmp, "stream%d.db" % r)
+                    spool = os.path.join(tmp, "spool%d" % r)
+                    el, rss, code = stream_run([sub_bin, "-h", "127.0.0.1", "-p", str(port), "-q", "0", "-t",
+                                                "iot/bench/#", "-C", str(n), "--store", "sqlite:" + db, "--spool",
+                                                spool, "--stats-json"] + flags, port, lines, n, out)
+                    got = 0
+                    with open(out) as f:
+                        for line in f:
+                            if line.startswith("{"):
+                                st = json.loads(line)
+                                got = st.get("stored", got) + st.get("suppressed", 0)
+                    shutil.rmtree(spool, ignore_errors=True)
+                    for suffix in ("", "-wal", "-shm"):
+                        if os.path.exists(db + suffix):
+                            os.remove(db + suffix)
+                results[name].append((el, rss, code, got))
+                print("run %d %s: %.2f s, %d done, exit %d" % (r + 1, name, el, got, code), file=sys.stderr,
+                      flush=True)
     finally:
         broker.terminate()
         broker.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    sub_time = median([r[0] for r in results["mosquitto_sub -C N"]])
+    sub_time = median([r[0] for r in results[sub_name]])
     print("mode: stream (QoS 0, mosquitto_pub -l, first publish -> consumer exit), %d readings, median of %d runs"
           % (n, args.runs))
     print("| consumer | readings | received/stored (worst run) | seconds (median) | msg/s | vs mosquitto_sub "
