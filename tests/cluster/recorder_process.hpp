@@ -8,6 +8,7 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <csignal>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,8 +42,8 @@ class RecorderProcess {
       for (std::size_t i = 0; i < config_.urls.size(); ++i) text += (i ? ", \"" : "\"") + config_.urls[i] + "\"";
       text += "]\n";
     }
-    text += "client_id = \"" + config_.name + "\"\nclean_session = false\nprotocol = \"" + config_.protocol +
-            "\"\nkeepalive = 5\n" + "[store]\nuri = \"" + config_.store_uri + "\"\ndatabase = \"" + config_.database +
+    text += "client_id = \"" + config_.name + "\"\nclean_session = false\nprotocol = \"" + config_.protocol + "\"\n" +
+            "[store]\nuri = \"" + config_.store_uri + "\"\ndatabase = \"" + config_.database +
             "\"\nbatch_size = 200\nflush_ms = 20\n" + "[durability]\ndir = \"" + (dir_ / "spool").string() +
             "\"\nsync = false\n" + "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n" +
             "[[route]]\nname = \"stream\"\nfilters = [\"" + config_.filter + "\"]\n";
@@ -64,6 +65,10 @@ class RecorderProcess {
 
   const std::string& name() const { return config_.name; }
   bool alive() { return process_ && process_->alive(); }
+  /// SIGSTOP / SIGCONT: a recorder that stops reading (its connection stays
+  /// open, so the broker keeps it as the group's consumer on its node).
+  void pause() { process_->signal(SIGSTOP); }
+  void resume() { process_->signal(SIGCONT); }
 
   /// A metric from /metrics ("iotbridge_readings_received_total": the route
   /// "stream"'s value for a per-route one); nullopt when not answering.
