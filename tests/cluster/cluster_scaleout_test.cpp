@@ -222,7 +222,7 @@ struct Rig {
 
 }  // namespace
 
-TEST_CASE("cluster: two recorders in one shared group (one per node) store a QoS 1 stream once", "[cluster][mongo]") {
+TEST_CASE("two recorders in one shared group (one per node) store a QoS 1 stream once", "[cluster][mongo]") {
   IOTBRIDGE_REQUIRE_MONGO();
   IOTBRIDGE_REQUIRE_ARTEMIS();
   std::string protocol;
@@ -254,7 +254,7 @@ TEST_CASE("cluster: two recorders in one shared group (one per node) store a QoS
   CHECK(parts[0] + parts[1] == kReadings);
 }
 
-TEST_CASE("cluster: a node stopped mid-stream (SIGTERM) and restarted loses nothing", "[cluster][mongo]") {
+TEST_CASE("a node stopped mid-stream (SIGTERM) and restarted loses nothing", "[cluster][mongo]") {
   IOTBRIDGE_REQUIRE_MONGO();
   IOTBRIDGE_REQUIRE_ARTEMIS();
   std::string protocol, dedup_key;
@@ -310,7 +310,7 @@ TEST_CASE("cluster: a node stopped mid-stream (SIGTERM) and restarted loses noth
   }
 }
 
-TEST_CASE("cluster: readings held on a stopped node are named and stored once it returns", "[cluster][mongo]") {
+TEST_CASE("readings held on a stopped node are named and stored once it returns", "[cluster][mongo]") {
   IOTBRIDGE_REQUIRE_MONGO();
   IOTBRIDGE_REQUIRE_ARTEMIS();
   Rig rig("5", "/seq");
