@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,49 +33,17 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True
+from record_compare import free_port, median, start_ferretdb, wait_port  # noqa: E402  (the recorder benchmark's helpers)
 GROUP_FILTER = "$share/recorders/iot/bench/#"
 GROUP_QUEUE = "recorders.iot.bench.#"
 USER = PASSWORD = "iotbridge"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def median(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 2]
-
-
 def script_output(name):
     return subprocess.run([os.path.join(ROOT, "scripts", name)], check=True, capture_output=True,
                           text=True).stdout.strip()
-
-
-def start_ferretdb(binary, tmp):
-    port = free_port()
-    data = os.path.join(tmp, "ferretdb")
-    os.makedirs(os.path.join(data, "data"), exist_ok=True)
-    p = subprocess.Popen([binary, "--handler=sqlite", "--sqlite-url=file:%s/data/" % data,
-                          "--listen-addr=127.0.0.1:%d" % port, "--state-dir=" + data, "--debug-addr=-",
-                          "--telemetry=disable", "--log-level=error"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not wait_port(port):
-        sys.exit("FerretDB did not start")
-    return p, "mongodb://127.0.0.1:%d/" % port
 
 
 class Cluster:
@@ -156,7 +123,7 @@ class Recorder:
         self.err = open(os.path.join(self.dir, "recorder.err"), "w")
         self.proc = subprocess.Popen([os.path.join(build, "cli", "iotbridge-recorder"), "--config", conf, "--quiet"],
                                      stdout=subprocess.DEVNULL, stderr=self.err)
-        if not wait_port(self.metrics):
+        if not wait_port(self.metrics, 60):
             sys.exit("iotbridge-recorder did not start: see " + self.err.name)
 
     def stored(self):
