@@ -2,6 +2,7 @@
 // options_from_url ("mqtt://user:pass@host:port" and friends).
 #include <charconv>
 #include <string>
+#include <vector>
 
 #include "iotbridge/error.hpp"
 #include "iotbridge/mqtt/client.hpp"
@@ -101,6 +102,36 @@ Options options_from_url(std::string_view url, Options base) {
   return o;
 }
 
+Options options_from_urls(const std::vector<std::string>& urls, Options base) {
+  auto bad = [](const std::string& why) { throw Error(ErrorCategory::config, "invalid MQTT failover list: " + why); };
+  if (urls.empty()) bad("no URL; give at least one, as mqtt://host[:port]");
+  Options first;
+  std::vector<BrokerAddress> failover;
+  for (std::size_t i = 0; i < urls.size(); ++i) {
+    // Named by place, not by text: a URL may hold a password.
+    std::string place = "URL " + std::to_string(i + 1) + " of " + std::to_string(urls.size());
+    if (urls[i].empty()) bad(place + " is empty; write mqtt://host[:port]");
+    Options one;
+    try {
+      one = options_from_url(urls[i]);
+    } catch (const Error& e) {
+      bad(place + ": " + e.what());
+    }
+    if (i == 0) {
+      first = std::move(one);
+      continue;
+    }
+    if (one.tls.enabled != first.tls.enabled)
+      bad(place + " and URL 1 differ in TLS (mqtts:// against mqtt://); TLS is on or off for every address");
+    if (!one.username.empty() && (one.username != first.username || one.password != first.password))
+      bad(place + " names other credentials than URL 1; they are the same for every address: give them in URL 1 only");
+    failover.push_back(BrokerAddress{one.host, one.port});
+  }
+  Options o = options_from_url(urls.front(), std::move(base));
+  o.failover = std::move(failover);
+  return o;
+}
+
 namespace detail {
 
 void check_flow_control(const Options& o) {
@@ -126,6 +157,15 @@ Options checked_options(Options o) {
   if (o.host.empty()) bad("host is empty");
   if (o.port == 0) o.port = o.tls.enabled ? 8883 : 1883;
   if (o.port < 1 || o.port > 65535) bad("port " + std::to_string(o.port) + " is outside 1..65535");
+  for (std::size_t i = 0; i < o.failover.size(); ++i) {
+    BrokerAddress& a = o.failover[i];
+    std::string which = "failover address " + std::to_string(i + 1);
+    if (a.host.empty()) bad(which + " has an empty host");
+    if (a.host.find_first_of("/[] \t") != std::string::npos)
+      bad(which + " '" + printable(a.host) + "' is not a host name or address (a URL? use options_from_urls)");
+    if (a.port == 0) a.port = o.tls.enabled ? 8883 : 1883;
+    if (a.port < 1 || a.port > 65535) bad(which + " port " + std::to_string(a.port) + " is outside 1..65535");
+  }
   if (o.client_id.empty() && !o.clean_session)
     bad("a persistent session (clean_session = false) needs a fixed client_id");
   if (o.client_id.size() > 65535) bad("client_id is longer than 65535 bytes");

@@ -1089,7 +1089,7 @@ BrokerCore::AttachResult BrokerCore::attach(FakeClient* c) {
   if (refuse_connect_) {
     int code = connack_code(*refuse_connect_, c->protocol());
     c->set_refused_code(code);
-    ConnectResult r{code, false, reason_words(code)};
+    ConnectResult r{code, false, reason_words(code), {}};
     return {Attach::refused, c->post([c, r, conn] { c->handle_connack(r, conn); })};
   }
   if (auto it = sessions_.find(id); it != sessions_.end() && it->second.client && it->second.client != c) {
@@ -1103,7 +1103,7 @@ BrokerCore::AttachResult BrokerCore::attach(FakeClient* c) {
   s.persistent = !c->clean_session();
   s.protocol = c->protocol();
   s.will = c->will();
-  ConnectResult r{0, !created, "success"};
+  ConnectResult r{0, !created, "success", {}};
   AttachResult result{Attach::accepted, c->post([c, r, conn] { c->handle_connack(r, conn); })};
   while (!s.queued.empty()) {
     Message m = std::move(s.queued.front());
