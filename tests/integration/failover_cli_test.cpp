@@ -4,6 +4,7 @@
 // accounted for exactly. Two independent Mosquittos; each phase publishes only
 // once the tool is subscribed on the broker that is up (a marker it received).
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <map>
 #include <string>
 #include <vector>
@@ -44,6 +45,34 @@ std::vector<std::string> numbers(int first, int count) {
   return out;
 }
 
+std::string url_of(const MosquittoServer& server) { return "mqtt://127.0.0.1:" + std::to_string(server.port()); }
+
+// A recorder file: `mqtt` (the broker keys), a persistent session, route fo/# into `db`.
+std::string recorder_config(const TempDir& dir, const fs::path& db, const std::string& mqtt) {
+  return "[mqtt]\n" + mqtt + "client_id = \"recorder-fo\"\nclean_session = false\n" +
+         "[store]\nuri = \"sqlite:" + db.string() + "\"\nbatch_size = 10\nflush_ms = 10\n" + "[durability]\ndir = \"" +
+         (dir / "spool").string() + "\"\n" + "[[route]]\nname = \"fo\"\nfilters = [\"fo/#\"]\n";
+}
+
+// Subscribed on `server` once a marker published there is stored (markers
+// published before the subscription landed go nowhere).
+bool subscribed_on(const MosquittoServer& server, const fs::path& db) {
+  std::int64_t before = stored_count(db, "fo/marker");
+  return wait_until(
+      [&] {
+        publish_acknowledged(server, "fo/marker", {"-1"});
+        return stored_count(db, "fo/marker") > before;
+      },
+      std::chrono::seconds(30));
+}
+
+// Values first .. first+count-1 added to `expected`; true once the store holds
+// exactly `expected` under fo/data (each value once, nothing else).
+bool stored_once(const fs::path& db, std::map<long, int>& expected, int first, int count) {
+  for (int i = first; i < first + count; ++i) expected[i] = 1;
+  return wait_until([&] { return stored_values(db, "fo/data") == expected; }, std::chrono::seconds(30));
+}
+
 }  // namespace
 
 TEST_CASE("failover: iotbridge-recorder with urls = [A, B] records a QoS 1 stream on whichever broker is up",
@@ -51,55 +80,34 @@ TEST_CASE("failover: iotbridge-recorder with urls = [A, B] records a QoS 1 strea
   TempDir dir("iotbridge-recorder-failover");
   MosquittoServer a, b;
   const auto db = dir / "readings.db";
-  spit(dir / "recorder.toml", "[mqtt]\nurls = [\"mqtt://127.0.0.1:" + std::to_string(a.port()) +
-                                  "\", \"mqtt://127.0.0.1:" + std::to_string(b.port()) +
-                                  "\"]\nclient_id = \"recorder-fo\"\nclean_session = false\n" +
-                                  "[store]\nuri = \"sqlite:" + db.string() + "\"\nbatch_size = 10\nflush_ms = 10\n" +
-                                  "[durability]\ndir = \"" + (dir / "spool").string() + "\"\n" +
-                                  "[[route]]\nname = \"fo\"\nfilters = [\"fo/#\"]\n");
+  spit(dir / "recorder.toml", recorder_config(dir, db, "urls = [\"" + url_of(a) + "\", \"" + url_of(b) + "\"]\n"));
   auto out = dir / "recorder.out";
   auto recorder = start_tool({cli_tool("iotbridge-recorder"), "--config", (dir / "recorder.toml").string()}, out);
   auto err = fs::path(out.string() + ".err");
   REQUIRE(wait_until([&] { return contains(slurp(err), "recording mqtt://127.0.0.1:"); }));
   CHECK_THAT(slurp(err), Catch::Contains(", failover to mqtt://127.0.0.1:" + std::to_string(b.port())));
 
-  // Subscribed on `server` once a marker published there is stored (markers
-  // published before the subscription landed go nowhere).
-  auto subscribed_on = [&](const MosquittoServer& server) {
-    std::int64_t before = stored_count(db, "fo/marker");
-    return wait_until(
-        [&] {
-          publish_acknowledged(server, "fo/marker", {"-1"});
-          return stored_count(db, "fo/marker") > before;
-        },
-        std::chrono::seconds(30));
-  };
-  // All of `values` stored once each, with the values of earlier phases.
   std::map<long, int> expected;
-  auto stored_once = [&](int first, int count) {
-    for (int i = first; i < first + count; ++i) expected[i] = 1;
-    return wait_until([&] { return stored_values(db, "fo/data") == expected; }, std::chrono::seconds(30));
-  };
 
   // Phase 1: on A.
-  REQUIRE(subscribed_on(a));
+  REQUIRE(subscribed_on(a, db));
   REQUIRE(publish_acknowledged(a, "fo/data", numbers(0, 50)));
-  REQUIRE(stored_once(0, 50));
+  REQUIRE(stored_once(db, expected, 0, 50));
 
   // Phase 2: A stops; the recorder moves to B at once and subscribes there.
   a.stop();
   REQUIRE(wait_until([&] { return contains(slurp(err), "connected to " + address_of(b, 2)); }));
-  REQUIRE(subscribed_on(b));
+  REQUIRE(subscribed_on(b, db));
   REQUIRE(publish_acknowledged(b, "fo/data", numbers(50, 50)));
-  REQUIRE(stored_once(50, 50));
+  REQUIRE(stored_once(db, expected, 50, 50));
 
   // Phase 3: A is back and B stops: round robin, back to A.
   a.start();
   b.stop();
   REQUIRE(wait_until([&] { return contains(slurp(err), "connection to " + address_of(b, 2) + " lost"); }));
-  REQUIRE(subscribed_on(a));
+  REQUIRE(subscribed_on(a, db));
   REQUIRE(publish_acknowledged(a, "fo/data", numbers(100, 50)));
-  REQUIRE(stored_once(100, 50));
+  REQUIRE(stored_once(db, expected, 100, 50));
 
   CHECK(recorder->terminate() == 0);
   std::string text = slurp(err);
@@ -108,6 +116,38 @@ TEST_CASE("failover: iotbridge-recorder with urls = [A, B] records a QoS 1 strea
   CHECK(stored_values(db, "fo/data") == expected);  // 150 readings, each once, nothing else
   auto all = std::to_string(150 + stored_count(db, "fo/marker"));
   CHECK_THAT(text, Catch::Contains("received " + all + ", stored " + all + ", pending 0"));
+}
+
+TEST_CASE("failover: a reload from url to urls reconnects with the list, and the list is then used",
+          "[service][cli][failover]") {
+  TempDir dir("iotbridge-recorder-failover-reload");
+  MosquittoServer a, b;
+  const auto db = dir / "readings.db";
+  auto file = dir / "recorder.toml";
+  spit(file, recorder_config(dir, db, "url = \"" + url_of(a) + "\"\n"));
+  auto out = dir / "recorder.out";
+  auto recorder = start_tool({cli_tool("iotbridge-recorder"), "--config", file.string()}, out);
+  auto err = fs::path(out.string() + ".err");
+  REQUIRE(wait_until([&] { return contains(slurp(err), "recording " + url_of(a) + " -> "); }));
+  CHECK_THAT(slurp(err), !Catch::Contains(", failover to "));
+  std::map<long, int> expected;
+  REQUIRE(subscribed_on(a, db));
+  REQUIRE(publish_acknowledged(a, "fo/data", numbers(0, 10)));
+  REQUIRE(stored_once(db, expected, 0, 10));
+
+  spit(file, recorder_config(dir, db, "urls = [\"" + url_of(a) + "\", \"" + url_of(b) + "\"]\n"));
+  recorder->signal(SIGHUP);
+  REQUIRE(wait_until([&] { return contains(slurp(err), "reloaded "); }));
+  CHECK_THAT(slurp(err), Catch::Contains(", failover to " + url_of(b)));
+  REQUIRE(subscribed_on(a, db));
+  a.stop();
+  REQUIRE(wait_until([&] { return contains(slurp(err), "connected to " + address_of(b, 2)); }));
+  REQUIRE(subscribed_on(b, db));
+  REQUIRE(publish_acknowledged(b, "fo/data", numbers(10, 10)));
+  REQUIRE(stored_once(db, expected, 10, 10));
+  CHECK(recorder->terminate() == 0);
+  INFO(slurp(err));
+  CHECK(stored_values(db, "fo/data") == expected);
 }
 
 TEST_CASE("failover: iotbridge-sub with two -h host:port follows the broker that is up", "[cli][sub][failover]") {
