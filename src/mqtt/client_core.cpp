@@ -593,7 +593,7 @@ void ClientCore::acquire_slot_locked(std::unique_lock<std::mutex>& lock) {
   if (options_.when_full == WhenFull::fail) throw full();
   if (t_network_owner == this) {
     // Blocking here would wait for acknowledgements only this thread can read.
-    if (unacked_ < 2 * options_.max_queued) {
+    if (unacked_ < network_thread_limit(options_)) {
       ++unacked_;
       return;
     }

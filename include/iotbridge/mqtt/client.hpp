@@ -132,9 +132,13 @@ struct Options {
   /// at once (libmosquitto's send maximum); at most max_queued QoS 1/2 messages
   /// are accepted and not yet acknowledged in all (on the wire, waiting behind
   /// the window, or waiting for a connection). Past that, publish() blocks or
-  /// fails per when_full.
+  /// fails per when_full. Both are at most 65535, the 16-bit packet-id space
+  /// (more unacknowledged messages would share ids): larger values are refused
+  /// (Error config), not clamped, so that no bound applies that was not asked
+  /// for. A publish() on the network thread (in a callback) cannot wait; it
+  /// may exceed max_queued up to twice that, never 65535.
   std::size_t max_inflight = 20;                     ///< default 20
-  std::size_t max_queued = 1000;                     ///< default 1000; at least max_inflight
+  std::size_t max_queued = 1000;                     ///< default 1000; at least max_inflight, at most 65535
   WhenFull when_full = WhenFull::block;              ///< default block
   std::chrono::milliseconds publish_timeout{60000};  ///< default 60 s: the longest publish() blocks
 
