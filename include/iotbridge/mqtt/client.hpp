@@ -94,15 +94,15 @@ struct Options {
   int port = 0;                    ///< default 0: 1883, or 8883 with TLS
   /// Failover: brokers tried after host:port, in this order (the other nodes
   /// of a cluster, a standby). connect() tries each once, in order, each for
-  /// up to connect_timeout, and throws only when all failed. A connection
-  /// that fails or is lost moves on to the next address at once (round
-  /// robin); the reconnect delay below is waited only once every address
-  /// failed in a row, so that a dead node costs no delay while a dead cluster
-  /// is not hammered. The client stays on the address that works (it does not
-  /// go back to host:port while that one is up). Subscriptions are restored
-  /// on the new broker; a persistent session (clean_session false) is resumed
-  /// where the brokers share it (a cluster) and started afresh where they do
-  /// not. Default empty: host:port only.
+  /// up to connect_timeout, and throws only when all failed. With
+  /// auto_reconnect, a connection that fails or is lost moves on to the next
+  /// address at once (round robin); the reconnect delay below is waited only
+  /// once every address failed in a row, so that a dead node costs no delay
+  /// while a dead cluster is not hammered. The client stays on the address
+  /// that works (it does not go back to host:port while that one is up).
+  /// Subscriptions are restored on the new broker; a persistent session
+  /// (clean_session false) is resumed where the brokers share it (a cluster)
+  /// and started afresh where they do not. Default empty: host:port only.
   std::vector<BrokerAddress> failover;
   std::string client_id;                ///< default empty: generated (then clean_session must be true)
   bool clean_session = true;            ///< default true; "clean start" in MQTT 5
