@@ -79,6 +79,8 @@ ClientCore::ClientCore(Options options, const TransportFactory& make_transport)
     : options_(checked_options(std::move(options))),
       backoff_(options_.reconnect_delay_min, options_.reconnect_delay_max) {
   client_id_ = options_.client_id.empty() ? generate_client_id() : options_.client_id;
+  addresses_.push_back(BrokerAddress{options_.host, options_.port});
+  addresses_.insert(addresses_.end(), options_.failover.begin(), options_.failover.end());
   transport_ = make_transport(options_, client_id_, *this);
 }
 
@@ -117,6 +119,36 @@ ConnectResult ClientCore::connect() {
                 "connect() cannot wait for the broker on the network thread (inside a callback); use connect_async()");
   std::unique_lock lock(state_mutex_);
   if (up(link_)) return last_connect_;
+  // Each address once, in order, each for up to connect_timeout.
+  std::string failures;
+  for (std::size_t index = 0;; ++index) {
+    address_ = index;
+    Outcome outcome = attempt_locked(lock);
+    if (outcome.done && outcome.ok) return outcome.result;
+    // Failed: leave the client disconnected and not retrying.
+    bool open = socket_open(link_);
+    set_link_locked(open ? Link::closing : Link::idle);
+    std::string why = outcome.done
+                          ? outcome.error
+                          : "no answer from the broker within " + std::to_string(options_.connect_timeout.count()) +
+                                " ms (Options::connect_timeout)";
+    int code = outcome.done ? outcome.code : kCodeTimeout;
+    std::string where = endpoint(index);
+    lock.unlock();
+    if (open) transport_->disconnect();
+    if (addresses_.size() == 1) throw Error(ErrorCategory::mqtt, "cannot connect to " + where + ": " + why, code);
+    failures += (failures.empty() ? "" : "; ") + where + ": " + why;
+    if (index + 1 == addresses_.size())
+      throw Error(ErrorCategory::mqtt,
+                  "cannot connect to any of the " + std::to_string(addresses_.size()) + " brokers: " + failures, code);
+    say(LogLevel::warning, "cannot connect to " + where + ": " + why + "; trying " + endpoint(index + 1));
+    lock.lock();
+  }
+}
+
+// One blocking attempt at address_: its outcome (not done: timed out).
+// state_mutex_ held (released while this thread drives the network).
+ClientCore::Outcome ClientCore::attempt_locked(std::unique_lock<std::mutex>& lock) {
   attempt_ = Outcome{};  // not emplace(): clang cannot use the default member initializers of a nested struct there
   auto deadline = Clock::now() + options_.connect_timeout;
   if (owner_ != Owner::none) {
@@ -146,18 +178,7 @@ ConnectResult ClientCore::connect() {
   }
   Outcome outcome = std::move(*attempt_);
   attempt_.reset();
-  if (outcome.done && outcome.ok) return outcome.result;
-  // Failed: leave the client disconnected and not retrying.
-  bool open = socket_open(link_);
-  set_link_locked(open ? Link::closing : Link::idle);
-  std::string why = outcome.done
-                        ? outcome.error
-                        : "no answer from the broker within " + std::to_string(options_.connect_timeout.count()) +
-                              " ms (Options::connect_timeout)";
-  int code = outcome.done ? outcome.code : kCodeTimeout;
-  lock.unlock();
-  if (open) transport_->disconnect();
-  throw Error(ErrorCategory::mqtt, "cannot connect to " + endpoint() + ": " + why, code);
+  return outcome;
 }
 
 void ClientCore::connect_async() {
@@ -358,7 +379,8 @@ void ClientCore::start_connection() {
     std::lock_guard lock(state_mutex_);
     set_link_locked(Link::connecting);
   }
-  TransportResult started = transport_->start_connect();
+  std::size_t index = address_.load();
+  TransportResult started = transport_->start_connect(addresses_[index]);
   if (started) return;
   std::optional<std::string> failed;
   std::optional<milliseconds> retry;
@@ -367,7 +389,7 @@ void ClientCore::start_connection() {
     if (attempt_ && !attempt_->done)
       *attempt_ = Outcome{true, false, {}, started.why, started.code};
     else
-      failed = "cannot connect to " + endpoint() + ": " + started.why;
+      failed = "cannot connect to " + endpoint(index) + ": " + started.why;
     if (socket_open(link_)) socket_gone_locked(retry);
   }
   state_cv_.notify_all();
@@ -385,17 +407,27 @@ void ClientCore::socket_gone_locked(std::optional<milliseconds>& retry) {
     retry = schedule_reconnect_locked();
 }
 
-// Jittered (Backoff), so that clients that lost one broker together do not
+// The next address at once while this round has untried ones: a dead node of
+// a cluster costs no delay. Once every address failed in a row, the jittered
+// delay (Backoff), so that clients that lost their brokers together do not
 // all come back in the same instant.
 milliseconds ClientCore::schedule_reconnect_locked() {
-  milliseconds delay = backoff_.next();
+  milliseconds delay{0};
+  if (++failed_in_round_ >= addresses_.size()) {
+    failed_in_round_ = 0;
+    delay = backoff_.next();
+  }
+  address_ = (address_.load() + 1) % addresses_.size();
   set_link_locked(Link::waiting);
   next_attempt_ = Clock::now() + delay;
   return delay;
 }
 
 void ClientCore::log_retry(std::optional<milliseconds> delay) {
-  if (delay)
+  if (!delay) return;
+  if (delay->count() == 0)
+    say(LogLevel::info, "trying " + endpoint() + " next");
+  else
     say(LogLevel::info, "next attempt to connect to " + endpoint() + " in " + std::to_string(delay->count()) + " ms");
 }
 
@@ -403,6 +435,7 @@ void ClientCore::log_retry(std::optional<milliseconds> delay) {
 void ClientCore::after_serve(const ServeResult& served) {
   bool lost_unreported = false;
   std::optional<milliseconds> retry;
+  std::string where = endpoint();  // before a reconnect moves on
   {
     std::lock_guard lock(state_mutex_);
     if (attempt_ && !attempt_->done && !served.result)
@@ -415,7 +448,7 @@ void ClientCore::after_serve(const ServeResult& served) {
   }
   state_cv_.notify_all();
   if (served.closed) fail_unwritten_qos0(kQos0Lost);
-  if (lost_unreported) report_disconnect(served.result);
+  if (lost_unreported) report_disconnect(served.result, where);
   log_retry(retry);
   if (!served.result && !served.closed) {
     // An error that left the socket open; do not spin on it.
@@ -423,19 +456,30 @@ void ClientCore::after_serve(const ServeResult& served) {
   }
 }
 
-void ClientCore::connack(const ConnectResult& result) {
+void ClientCore::connack(const ConnectResult& answer) {
+  ConnectResult result = answer;
+  std::size_t index = address_.load();
+  result.address = endpoint(index);
   if (result.reason_code == 0) {
+    bool same_broker;
     {
       std::lock_guard lock(state_mutex_);
       if (wanted(link_)) set_link_locked(Link::connected);
       backoff_.reset();
+      failed_in_round_ = 0;
+      // A session another broker says it has is not the one whose
+      // subscriptions this client confirmed: subscribe again there.
+      same_broker = session_address_ == index;
+      session_address_ = index;
       last_connect_ = result;
       if (attempt_ && !attempt_->done) *attempt_ = Outcome{true, true, result, {}, 0};
     }
     state_cv_.notify_all();
     connecting_logs_ = false;
     update_log_hook();
-    restore_subscriptions(result.session_present);
+    // On a standby address, say so where warnings are seen.
+    if (addresses_.size() > 1) say(index == 0 ? LogLevel::info : LogLevel::warning, "connected to " + result.address);
+    restore_subscriptions(result.session_present && same_broker);
     flush_offline();
   } else {
     {
@@ -455,6 +499,7 @@ void ClientCore::connack(const ConnectResult& result) {
 void ClientCore::closed(const TransportResult& why) {
   bool was_connected;
   std::optional<milliseconds> retry;
+  std::string where = endpoint();  // before a reconnect moves on
   {
     std::lock_guard lock(state_mutex_);
     was_connected = up(link_);
@@ -464,16 +509,16 @@ void ClientCore::closed(const TransportResult& why) {
   }
   state_cv_.notify_all();
   fail_unwritten_qos0(kQos0Lost);
-  if (was_connected) report_disconnect(why);
+  if (was_connected) report_disconnect(why, where);
   log_retry(retry);
 }
 
-void ClientCore::report_disconnect(const TransportResult& why) {
+void ClientCore::report_disconnect(const TransportResult& why, const std::string& where) {
   DisconnectInfo info;
   info.unexpected = why.code != 0;
   info.reason_code = why.code;
   info.reason = why.code == 0 ? "disconnected by the client" : why.why;
-  if (info.unexpected) say(LogLevel::warning, "connection to " + endpoint() + " lost: " + info.reason);
+  if (info.unexpected) say(LogLevel::warning, "connection to " + where + " lost: " + info.reason);
   call_user("on_disconnect", get_callback(disconnect_cb_), info);
 }
 
@@ -482,9 +527,14 @@ void ClientCore::report_disconnect(const TransportResult& why) {
 // wants logs.
 void ClientCore::update_log_hook() { transport_->set_library_log(user_logs_.load() || connecting_logs_.load()); }
 
-std::string ClientCore::endpoint() const {
-  return std::string(options_.tls.enabled ? "mqtts://" : "mqtt://") + options_.host + ":" +
-         std::to_string(options_.port);
+std::string ClientCore::endpoint(std::size_t index) const {
+  const BrokerAddress& a = addresses_[index];
+  std::string text = std::string(options_.tls.enabled ? "mqtts://" : "mqtt://") +
+                     (a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host) + ":" +
+                     std::to_string(a.port);
+  if (addresses_.size() > 1)
+    text += " (address " + std::to_string(index + 1) + " of " + std::to_string(addresses_.size()) + ")";
+  return text;
 }
 
 // ---- publish ------------------------------------------------------------------
@@ -541,7 +591,7 @@ void ClientCore::acquire_slot_locked(std::unique_lock<std::mutex>& lock) {
   if (options_.when_full == WhenFull::fail) throw full();
   if (t_network_owner == this) {
     // Blocking here would wait for acknowledgements only this thread can read.
-    if (unacked_ < 2 * options_.max_queued) {
+    if (unacked_ < network_thread_limit(options_)) {
       ++unacked_;
       return;
     }

@@ -164,10 +164,13 @@ class ClientCore final : public Client, private TransportEvents {
   void socket_gone_locked(std::optional<milliseconds>& retry);
   milliseconds schedule_reconnect_locked();
   void drop_locked();
+  Outcome attempt_locked(std::unique_lock<std::mutex>& lock);
   void log_retry(std::optional<milliseconds> delay);
-  void report_disconnect(const TransportResult& why);
+  void report_disconnect(const TransportResult& why, const std::string& where);
   void update_log_hook();
-  std::string endpoint() const;
+  // "mqtt://host:port", with "(address i of n)" when there is a failover list.
+  std::string endpoint(std::size_t index) const;
+  std::string endpoint() const { return endpoint(address_.load()); }
 
   // subscriptions (dispatch_mutex_ held for the _locked ones)
   void set_handler_locked(const std::string& filter, std::shared_ptr<const MessageHandler> handler);
@@ -215,8 +218,15 @@ class ClientCore final : public Client, private TransportEvents {
   std::atomic<bool> connected_flag_{false};  // up(link_), for connected() without the lock
   Owner owner_ = Owner::none;
   Clock::time_point next_attempt_{};
-  Backoff backoff_;                 // reconnect delays
-  std::optional<Outcome> attempt_;  // present while a blocking connect() waits
+  Backoff backoff_;  // reconnect delays, once every address failed in a row
+  // host:port, then Options::failover: fixed at construction.
+  std::vector<BrokerAddress> addresses_;
+  // The address being tried or used: written by the network owner (or a
+  // blocking connect()) under state_mutex_, read anywhere for messages.
+  std::atomic<std::size_t> address_{0};
+  std::size_t failed_in_round_ = 0;             // attempts failed in a row since the last success
+  std::optional<std::size_t> session_address_;  // where the last session was (its subscriptions)
+  std::optional<Outcome> attempt_;              // present while a blocking connect() waits
   ConnectResult last_connect_;
   std::jthread thread_;
   std::atomic<bool> user_logs_{false};

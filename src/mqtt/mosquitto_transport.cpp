@@ -166,7 +166,8 @@ class MosquittoTransport final : public Transport {
     configure();
   }
 
-  TransportResult start_connect() override {
+  TransportResult start_connect(const BrokerAddress& address) override {
+    host_ = address.host;
     {
       std::lock_guard lock(log_mutex_);
       last_error_log_.clear();
@@ -181,9 +182,9 @@ class MosquittoTransport final : public Transport {
       uint32_t expiry = options_.session_expiry_interval ? options_.session_expiry_interval : 0xFFFFFFFFu;
       mosquitto_property_add_int32(&list, MQTT_PROP_SESSION_EXPIRY_INTERVAL, expiry);
       PropertyList props(list);
-      rc = mosquitto_connect_bind_v5(mosq_.get(), options_.host.c_str(), options_.port, keepalive, bind, props.get());
+      rc = mosquitto_connect_bind_v5(mosq_.get(), host_.c_str(), address.port, keepalive, bind, props.get());
     } else {
-      rc = mosquitto_connect_bind_async(mosq_.get(), options_.host.c_str(), options_.port, keepalive, bind);
+      rc = mosquitto_connect_bind_async(mosq_.get(), host_.c_str(), address.port, keepalive, bind);
     }
     int err = errno;
     return result(rc, err);
@@ -325,9 +326,9 @@ class MosquittoTransport final : public Transport {
       case MOSQ_ERR_EAI:
         // Both the broker's name and the bind address are looked up.
         if (!options_.bind_address.empty())
-          return "cannot resolve host name '" + options_.host + "' or the local address '" + options_.bind_address +
+          return "cannot resolve host name '" + host_ + "' or the local address '" + options_.bind_address +
                  "' (Options::bind_address): " + gai_strerror(err);
-        return "cannot resolve host name '" + options_.host + "': " + gai_strerror(err);
+        return "cannot resolve host name '" + host_ + "': " + gai_strerror(err);
       case MOSQ_ERR_TLS:
       case MOSQ_ERR_TLS_HANDSHAKE:
         return "TLS handshake failed: " + (detail.empty() ? std::string("no detail from OpenSSL") : detail);
@@ -346,7 +347,7 @@ class MosquittoTransport final : public Transport {
 
   static void on_connect_cb(mosquitto*, void* obj, int rc, int flags, const mosquitto_property*) noexcept {
     guard("on_connect", obj, [&] {
-      self(obj)->events_.connack(ConnectResult{rc, (flags & 1) != 0, connack_words(rc)});
+      self(obj)->events_.connack(ConnectResult{rc, (flags & 1) != 0, connack_words(rc), {}});
     });
   }
   static void on_disconnect_cb(mosquitto*, void* obj, int rc, const mosquitto_property*) noexcept {
@@ -408,6 +409,7 @@ class MosquittoTransport final : public Transport {
 
   const Options& options_;
   TransportEvents& events_;
+  std::string host_;  // of the address being connected to (the network owner's)
   std::unique_ptr<mosquitto, MosquittoDeleter> mosq_;
   std::mutex log_mutex_;
   std::string last_error_log_;  // libmosquitto's last error line: the detail of the next failure

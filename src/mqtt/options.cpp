@@ -2,6 +2,7 @@
 // options_from_url ("mqtt://user:pass@host:port" and friends).
 #include <charconv>
 #include <string>
+#include <vector>
 
 #include "iotbridge/error.hpp"
 #include "iotbridge/mqtt/client.hpp"
@@ -101,7 +102,54 @@ Options options_from_url(std::string_view url, Options base) {
   return o;
 }
 
+Options options_from_urls(const std::vector<std::string>& urls, Options base) {
+  auto bad = [](const std::string& why) { throw Error(ErrorCategory::config, "invalid MQTT failover list: " + why); };
+  if (urls.empty()) bad("no URL; give at least one, as mqtt://host[:port]");
+  Options first;
+  std::vector<BrokerAddress> failover;
+  for (std::size_t i = 0; i < urls.size(); ++i) {
+    // Named by place, not by text: a URL may hold a password.
+    std::string place = "URL " + std::to_string(i + 1) + " of " + std::to_string(urls.size());
+    if (urls[i].empty()) bad(place + " is empty; write mqtt://host[:port]");
+    Options one;
+    try {
+      one = options_from_url(urls[i]);
+    } catch (const Error& e) {
+      bad(place + ": " + e.what());
+    }
+    if (i == 0) {
+      first = std::move(one);
+      continue;
+    }
+    if (one.tls.enabled != first.tls.enabled)
+      bad(place + " and URL 1 differ in TLS (mqtts:// against mqtt://); TLS is on or off for every address");
+    if (!one.username.empty() && (one.username != first.username || one.password != first.password))
+      bad(place + " names other credentials than URL 1; they are the same for every address: give them in URL 1 only");
+    failover.push_back(BrokerAddress{one.host, one.port});
+  }
+  Options o = options_from_url(urls.front(), std::move(base));
+  o.failover = std::move(failover);
+  return o;
+}
+
 namespace detail {
+
+void check_flow_control(const Options& o) {
+  auto bad = [](const std::string& why) { throw Error(ErrorCategory::config, "invalid MQTT options: " + why); };
+  const std::string limit = std::to_string(kMaxUnacknowledged);
+  if (o.max_inflight < 1 || o.max_inflight > kMaxUnacknowledged)
+    bad("max_inflight is " + std::to_string(o.max_inflight) + "; it must be between 1 and " + limit);
+  if (o.max_queued < o.max_inflight)
+    bad("max_queued (" + std::to_string(o.max_queued) + ") must be at least max_inflight (" +
+        std::to_string(o.max_inflight) + ")");
+  // Refused rather than clamped: a caller who asked for more would otherwise
+  // block (or fail) at a bound it never set.
+  if (o.max_queued > kMaxUnacknowledged)
+    bad("max_queued is " + std::to_string(o.max_queued) + "; at most " + limit +
+        " QoS 1/2 messages can await acknowledgement at once (16-bit packet ids would repeat), so set it to " + limit +
+        " or less");
+  if (o.max_offline_queue < 1) bad("max_offline_queue must be at least 1");
+}
 
 Options checked_options(Options o) {
   using std::chrono::milliseconds;
@@ -109,6 +157,15 @@ Options checked_options(Options o) {
   if (o.host.empty()) bad("host is empty");
   if (o.port == 0) o.port = o.tls.enabled ? 8883 : 1883;
   if (o.port < 1 || o.port > 65535) bad("port " + std::to_string(o.port) + " is outside 1..65535");
+  for (std::size_t i = 0; i < o.failover.size(); ++i) {
+    BrokerAddress& a = o.failover[i];
+    std::string which = "failover address " + std::to_string(i + 1);
+    if (a.host.empty()) bad(which + " has an empty host");
+    if (a.host.find_first_of("/[] \t") != std::string::npos)
+      bad(which + " '" + printable(a.host) + "' is not a host name or address (a URL? use options_from_urls)");
+    if (a.port == 0) a.port = o.tls.enabled ? 8883 : 1883;
+    if (a.port < 1 || a.port > 65535) bad(which + " port " + std::to_string(a.port) + " is outside 1..65535");
+  }
   if (o.client_id.empty() && !o.clean_session)
     bad("a persistent session (clean_session = false) needs a fixed client_id");
   if (o.client_id.size() > 65535) bad("client_id is longer than 65535 bytes");
@@ -119,9 +176,7 @@ Options checked_options(Options o) {
     if (auto problem = topic_problem(o.will->topic)) bad("will topic '" + printable(o.will->topic) + "': " + *problem);
     if (o.will->qos < 0 || o.will->qos > 2) bad("will QoS must be 0, 1 or 2");
   }
-  if (o.max_inflight < 1 || o.max_inflight > 65535) bad("max_inflight must be between 1 and 65535");
-  if (o.max_queued < o.max_inflight) bad("max_queued must be at least max_inflight");
-  if (o.max_offline_queue < 1) bad("max_offline_queue must be at least 1");
+  check_flow_control(o);
   if (o.reconnect_delay_min < milliseconds(1) || o.reconnect_delay_max < o.reconnect_delay_min)
     bad("reconnect delays must be positive and min <= max");
   if (o.connect_timeout < milliseconds(1)) bad("connect_timeout must be positive");

@@ -66,10 +66,12 @@ class Transport {
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
 
-  /// Starts a TCP (and TLS) connection and queues CONNECT; the CONNACK comes
-  /// as TransportEvents::connack from serve(). Drops packets still queued
-  /// from an earlier connection.
-  virtual TransportResult start_connect() = 0;
+  /// Starts a TCP (and TLS) connection to `address` (the port filled in) and
+  /// queues CONNECT; the CONNACK comes as TransportEvents::connack from
+  /// serve(). Closes an earlier socket without an event, and drops packets
+  /// still queued from it; unacknowledged QoS 1/2 messages are kept (resent
+  /// after the CONNACK, whichever broker it comes from).
+  virtual TransportResult start_connect(const BrokerAddress& address) = 0;
   /// Reads and writes for up to `timeout`; events fire from here.
   virtual ServeResult serve(std::chrono::milliseconds timeout) = 0;
   /// Queues DISCONNECT; serve() writes it and closes the socket.

@@ -141,6 +141,8 @@ struct RouteDraft {
 struct Draft {
   std::string url = "mqtt://localhost:1883";
   Pos url_pos;
+  std::vector<std::string> urls;  // a failover list, instead of url
+  Pos urls_pos;
   std::string client_id;
   bool clean_session = true;
   Pos clean_session_pos;
@@ -235,6 +237,26 @@ const Key kKeys[] = {
      } catch (const Error& e) {
        fail(v.pos, std::string(e.what()));
      }
+   }},
+  {{"mqtt", "urls", "array of strings", "", "Failover, instead of url: brokers tried in order, e.g. [\"mqtt://node1:1883\", \"mqtt://node2:1883\"]; when one is lost the next is tried at once."},
+   Kind::strings, [](Draft& d, RouteDraft*, const Value& v) {
+     if (v.list.empty()) fail(v.pos, "an empty list is not allowed here; write [\"mqtt://node1:1883\", \"mqtt://node2:1883\"]");
+     d.urls.clear();
+     for (const auto& [url, pos] : v.list) {
+       if (url.empty()) fail(pos, "an empty URL is not allowed here; write \"mqtt://node2:1883\"");
+       try {
+         (void)mqtt::options_from_url(url);
+       } catch (const Error& e) {
+         fail(pos, std::string(e.what()));
+       }
+       d.urls.push_back(url);
+     }
+     try {
+       (void)mqtt::options_from_urls(d.urls);  // they agree on TLS and credentials
+     } catch (const Error& e) {
+       fail(v.pos, std::string(e.what()));
+     }
+     d.urls_pos = v.pos;
    }},
   {{"mqtt", "client_id", "string", "", "The MQTT client id; needed for a persistent session (clean_session = false). Default: generated."},
    Kind::string, [](Draft& d, RouteDraft*, const Value& v) { d.client_id = non_empty(v, "\"recorder-1\""); }},
@@ -596,7 +618,9 @@ ServiceConfig finish(Draft& d, const toml::table& root) {
   m.clean_session = d.clean_session;
   m.keepalive = std::chrono::seconds(d.keepalive);
   m.protocol = d.protocol;
-  m = mqtt::options_from_url(d.url, m);
+  if (!d.urls.empty() && d.url_pos.line != 0)
+    fail(d.urls_pos, "give the broker with url or urls, not both; put every address in urls");
+  m = d.urls.empty() ? mqtt::options_from_url(d.url, m) : mqtt::options_from_urls(d.urls, m);
   if (!m.clean_session && m.client_id.empty())
     fail(d.clean_session_pos,
          "clean_session = false (a persistent session) needs a client id; add client_id = "
@@ -785,6 +809,12 @@ std::vector<std::string> describe_routes(const ServiceConfig& config) {
 
 std::string describe_start(const ServiceConfig& config) {
   std::string line = record::start_line(config.recorder, config.routes);
+  const auto& m = config.recorder.mqtt;
+  for (std::size_t i = 0; i < m.failover.size(); ++i) {
+    const auto& a = m.failover[i];
+    line += (i == 0 ? ", failover to " : " ") + std::string(m.tls.enabled ? "mqtts://" : "mqtt://") +
+            (a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
+  }
   if (config.metrics_enabled) line += ", metrics http://" + config.metrics.to_string() + "/metrics";
   return line;
 }

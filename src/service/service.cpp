@@ -223,13 +223,14 @@ ReloadResult Service::reload() {
   // Only the routes changed: the running recorder takes them in place (no
   // reconnect, nothing in flight is lost or stored twice).
   bool same_connection = now.mqtt.host == want.mqtt.host && now.mqtt.port == want.mqtt.port &&
-                         now.mqtt.client_id == want.mqtt.client_id && now.mqtt.username == want.mqtt.username &&
-                         now.mqtt.password == want.mqtt.password && now.mqtt.protocol == want.mqtt.protocol &&
-                         now.mqtt.clean_session == want.mqtt.clean_session && now.qos == want.qos &&
-                         now.mqtt.tls.enabled == want.mqtt.tls.enabled && now.store_uri == want.store_uri &&
-                         now.spool_dir == want.spool_dir && now.batch_size == want.batch_size &&
-                         now.flush_interval == want.flush_interval && now.queue_capacity == want.queue_capacity &&
-                         now.sync_write_ahead == want.sync_write_ahead && now.spool_max_bytes == want.spool_max_bytes;
+                         now.mqtt.failover == want.mqtt.failover && now.mqtt.client_id == want.mqtt.client_id &&
+                         now.mqtt.username == want.mqtt.username && now.mqtt.password == want.mqtt.password &&
+                         now.mqtt.protocol == want.mqtt.protocol && now.mqtt.clean_session == want.mqtt.clean_session &&
+                         now.qos == want.qos && now.mqtt.tls.enabled == want.mqtt.tls.enabled &&
+                         now.store_uri == want.store_uri && now.spool_dir == want.spool_dir &&
+                         now.batch_size == want.batch_size && now.flush_interval == want.flush_interval &&
+                         now.queue_capacity == want.queue_capacity && now.sync_write_ahead == want.sync_write_ahead &&
+                         now.spool_max_bytes == want.spool_max_bytes;
   try {
     if (same_connection) {
       recorder->update_routes(next.routes);

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <string>
 #include <thread>
@@ -10,6 +11,7 @@
 
 #include "iotbridge/error.hpp"
 #include "iotbridge/mqtt/mosquitto.hpp"
+#include "iotbridge/mqtt/testing.hpp"
 
 using namespace iotbridge;
 using namespace iotbridge::mqtt;
@@ -136,6 +138,113 @@ TEST_CASE("make_mosquitto_client refuses inconsistent options", "[mqtt][unit]") 
   o.tls.ca_file = "/dev/null";
   o.tls.cert_file = "/dev/null";
   refused(o, "certificate and key must be given together");
+}
+
+TEST_CASE("max_inflight and max_queued stop at the packet-id space (65535), refused beyond", "[mqtt][unit]") {
+  // Beyond 65535 unacknowledged QoS 1/2 messages, ids would repeat among them.
+  for (bool fake : {false, true}) {
+    INFO((fake ? "fake client" : "mosquitto client"));
+    testing::FakeBroker broker;
+    auto make = [&](const Options& o) { return fake ? broker.make_client(o) : make_mosquitto_client(o); };
+    Options o;
+    o.max_queued = 65535;
+    o.max_inflight = 65535;
+    CHECK_NOTHROW(make(o));
+    o.max_queued = 65536;
+    o.max_inflight = 20;
+    CHECK_THROWS_WITH(make(o), Catch::Contains("max_queued is 65536") && Catch::Contains("65535 or less"));
+    o.max_queued = 100000;
+    o.max_inflight = 70000;
+    CHECK_THROWS_WITH(make(o), Catch::Contains("max_inflight is 70000"));
+  }
+}
+
+TEST_CASE("options_from_urls makes a failover list: the first URL, then the others in order", "[mqtt][unit]") {
+  Options base;
+  base.client_id = "keep-me";
+  Options o = options_from_urls({"mqtt://u:p@10.0.0.1:1884", "mqtt://10.0.0.2", "mqtt://u:p@[::1]:1999/"}, base);
+  CHECK(o.client_id == "keep-me");
+  CHECK(o.host == "10.0.0.1");
+  CHECK(o.port == 1884);
+  CHECK(o.username == "u");
+  CHECK(o.password == std::optional<std::string>("p"));
+  CHECK_FALSE(o.tls.enabled);
+  CHECK(o.failover == std::vector<BrokerAddress>{{"10.0.0.2", 1883}, {"::1", 1999}});
+
+  Options single = options_from_urls({"mqtts://h"});
+  CHECK(single.host == "h");
+  CHECK(single.port == 8883);
+  CHECK(single.tls.enabled);
+  CHECK(single.failover.empty());
+  CHECK(options_from_urls({"mqtts://a", "ssl://b"}).failover == std::vector<BrokerAddress>{{"b", 8883}});
+}
+
+TEST_CASE("options_from_urls refuses empty, malformed and disagreeing entries, naming the place", "[mqtt][unit]") {
+  struct Row {
+    std::vector<std::string> urls;
+    const char* words;
+  };
+  const Row rows[] = {
+      {{}, "no URL"},
+      {{""}, "URL 1 of 1 is empty"},
+      {{"mqtt://a", ""}, "URL 2 of 2 is empty"},
+      {{"mqtt://a", "b:1883"}, "URL 2 of 2: invalid MQTT URL"},
+      {{"mqtt://a", "mqtt://b", "mqtt://c:0"}, "URL 3 of 3: invalid MQTT URL"},
+      {{"http://a", "mqtt://b"}, "URL 1 of 2: invalid MQTT URL"},
+      {{"mqtt://a", "mqtts://b"}, "URL 2 of 2 and URL 1 differ in TLS"},
+      {{"mqtts://a", "mqtt://b"}, "differ in TLS"},
+      {{"mqtt://u:p@a", "mqtt://v:p@b"}, "URL 2 of 2 names other credentials"},
+      {{"mqtt://u:p@a", "mqtt://u:q@b"}, "other credentials"},
+      {{"mqtt://a", "mqtt://u@b"}, "other credentials"},
+  };
+  for (const auto& row : rows) {
+    INFO(row.words);
+    try {
+      options_from_urls(row.urls);
+      FAIL("accepted");
+    } catch (const Error& e) {
+      CHECK(e.category() == ErrorCategory::config);
+      CHECK_THAT(e.what(), Catch::StartsWith("invalid MQTT failover list: "));
+      CHECK_THAT(e.what(), Catch::Contains(row.words));
+    }
+  }
+  // A password is never echoed: entries are named by their place.
+  try {
+    options_from_urls({"mqtt://u:s3cret@a", "mqtt://u:s3cret@b:x"});
+    FAIL("accepted");
+  } catch (const Error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("URL 2 of 2"));
+  }
+}
+
+TEST_CASE("make_mosquitto_client checks every failover address", "[mqtt][unit]") {
+  auto refused = [](std::vector<BrokerAddress> failover, const char* words) {
+    INFO(words);
+    Options o;
+    o.failover = std::move(failover);
+    try {
+      make_mosquitto_client(o);
+      FAIL("accepted");
+    } catch (const Error& e) {
+      CHECK(e.category() == ErrorCategory::config);
+      CHECK_THAT(e.what(), Catch::Contains(words));
+    }
+  };
+  refused({{"", 1883}}, "failover address 1 has an empty host");
+  refused({{"a", 1883}, {"", 0}}, "failover address 2 has an empty host");
+  refused({{"a", 70000}}, "failover address 1 port 70000 is outside 1..65535");
+  refused({{"a", -1}}, "failover address 1 port -1");
+  refused({{"mqtt://b:1883", 0}}, "is not a host name or address");
+  refused({{"[::1]", 0}}, "is not a host name or address");
+  refused({{"a b", 0}}, "is not a host name or address");
+
+  Options o;
+  o.failover = {{"b", 0}, {"::1", 1999}};
+  auto client = make_mosquitto_client(o);
+  CHECK(client->options().failover == std::vector<BrokerAddress>{{"b", 1883}, {"::1", 1999}});
+  o.tls.enabled = true;
+  o.tls.ca_file = "/dev/null";
+  CHECK(make_mosquitto_client(o)->options().failover.front().port == 8883);
 }
 
 TEST_CASE("a client is made without connecting and generates a client id", "[mqtt][unit]") {

@@ -219,6 +219,54 @@ TEST_CASE("bad input: each refusal names the place and what to write", "[config]
   }
 }
 
+TEST_CASE("[mqtt] urls: a failover list instead of url", "[config][unit]") {
+  Rows rows;
+  rows.remove("mqtt", "url");
+  rows.set("mqtt", "urls", "[\"mqtt://127.0.0.1:1883\", \"mqtt://[::1]:1884\", \"mqtt://node3\"]");
+  auto c = parse_config_text(rows.text(), "recorder.toml");
+  CHECK(c.recorder.mqtt.host == "127.0.0.1");
+  CHECK(c.recorder.mqtt.port == 1883);
+  CHECK(c.recorder.mqtt.failover == std::vector<mqtt::BrokerAddress>{{"::1", 1884}, {"node3", 1883}});
+  CHECK_THAT(describe_start(c), Catch::Contains("recording mqtt://127.0.0.1:1883 -> ") &&
+                                    Catch::Contains(", failover to mqtt://[::1]:1884 mqtt://node3:1883"));
+
+  // One entry is a list of one: no failover.
+  rows.set("mqtt", "urls", "[\"mqtt://127.0.0.1:1885\"]");
+  auto one = parse_config_text(rows.text(), "recorder.toml");
+  CHECK(one.recorder.mqtt.port == 1885);
+  CHECK(one.recorder.mqtt.failover.empty());
+  CHECK_THAT(describe_start(one), !Catch::Contains("failover"));
+}
+
+TEST_CASE("[mqtt] urls: bad lists are refused at the entry, and url with urls is refused", "[config][unit]") {
+  struct Case {
+    const char* urls;
+    bool with_url;
+    int column;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"[]", false, 8, "an empty list is not allowed here"},
+      {"[\"mqtt://a\", \"\"]", false, 21, "an empty URL is not allowed here"},
+      {"[\"mqtt://a\", \"http://b\"]", false, 21, "unknown scheme 'http'"},
+      {"[\"mqtt://a\", \"mqtt://b:0\"]", false, 21, "port must be a number"},
+      {"[\"mqtt://a\", \"mqtts://b\"]", false, 8, "differ in TLS"},
+      {"[\"mqtt://u:p@a\", \"mqtt://v:p@b\"]", false, 8, "other credentials"},
+      {"[\"mqtt://a\", \"mqtt://b\"]", true, 8, "give the broker with url or urls, not both"},
+  };
+  for (const auto& c : cases) {
+    Rows rows;
+    if (!c.with_url) rows.remove("mqtt", "url");
+    rows.set("mqtt", "urls", c.urls);
+    std::string text = rows.text();
+    auto r = refuse(text);
+    INFO(text << "\n-> " << r.message);
+    CHECK(r.line == (c.with_url ? 3 : 2));
+    CHECK(r.column == c.column);
+    CHECK_THAT(r.message, Catch::Contains(c.says));
+  }
+}
+
 TEST_CASE("secrets come from files or the environment and are never shown", "[config][unit]") {
   test::TempDir dir("iotbridge-config");
   {

@@ -4,6 +4,8 @@
 ///    the broker's reason in words ("not authorised", "connection refused: ...").
 ///  - Subscriptions are remembered and restored after every reconnect (unless
 ///    the broker resumed a persistent session), with per-filter handlers.
+///  - With a list of brokers (Options::failover), connects to the first that
+///    answers and, when that one goes, moves on to the next (round robin).
 ///  - Publishing QoS 1/2 faster than the broker acknowledges blocks or fails
 ///    (Options::when_full): the number of unacknowledged messages is bounded.
 ///  - Callbacks run on the network thread with no lock of the client held, so
@@ -78,9 +80,30 @@ struct Properties {
   }
 };
 
+/// One broker a client may connect to. The TLS settings and the credentials
+/// are the client's (Options), the same for every address.
+struct BrokerAddress {
+  std::string host;  ///< a name, an IPv4 address or an IPv6 address (no brackets)
+  int port = 0;      ///< 0: 1883, or 8883 with TLS
+
+  bool operator==(const BrokerAddress&) const = default;
+};
+
 struct Options {
-  std::string host = "localhost";       ///< default "localhost"
-  int port = 0;                         ///< default 0: 1883, or 8883 with TLS
+  std::string host = "localhost";  ///< default "localhost"
+  int port = 0;                    ///< default 0: 1883, or 8883 with TLS
+  /// Failover: brokers tried after host:port, in this order (the other nodes
+  /// of a cluster, a standby). connect() tries each once, in order, each for
+  /// up to connect_timeout, and throws only when all failed. A connection
+  /// that fails or is lost moves on to the next address at once (round
+  /// robin); the reconnect delay below is waited only once every address
+  /// failed in a row, so that a dead node costs no delay while a dead cluster
+  /// is not hammered. The client stays on the address that works (it does not
+  /// go back to host:port while that one is up). Subscriptions are restored
+  /// on the new broker; a persistent session (clean_session false) is resumed
+  /// where the brokers share it (a cluster) and started afresh where they do
+  /// not. Default empty: host:port only.
+  std::vector<BrokerAddress> failover;
   std::string client_id;                ///< default empty: generated (then clean_session must be true)
   bool clean_session = true;            ///< default true; "clean start" in MQTT 5
   std::chrono::seconds keepalive{60};   ///< default 60 s; at least 5 s
@@ -94,7 +117,8 @@ struct Options {
   /// after a disconnect. 0 (default) means "as MQTT 3.1.1 does": never expires.
   std::uint32_t session_expiry_interval = 0;
 
-  /// Reconnect after a lost connection: the delay starts at reconnect_delay_min
+  /// Reconnect after a lost connection (with failover: after every address
+  /// failed in a row): the delay starts at reconnect_delay_min
   /// and doubles up to reconnect_delay_max while attempts fail, each delay a
   /// random time in [cap/2, cap] (iotbridge::Backoff) so that a fleet that lost
   /// its broker does not retry in one instant.
@@ -108,9 +132,13 @@ struct Options {
   /// at once (libmosquitto's send maximum); at most max_queued QoS 1/2 messages
   /// are accepted and not yet acknowledged in all (on the wire, waiting behind
   /// the window, or waiting for a connection). Past that, publish() blocks or
-  /// fails per when_full.
+  /// fails per when_full. Both are at most 65535, the 16-bit packet-id space
+  /// (more unacknowledged messages would share ids): larger values are refused
+  /// (Error config), not clamped, so that no bound applies that was not asked
+  /// for. A publish() on the network thread (in a callback) cannot wait; it
+  /// may exceed max_queued up to twice that, never 65535.
   std::size_t max_inflight = 20;                     ///< default 20
-  std::size_t max_queued = 1000;                     ///< default 1000; at least max_inflight
+  std::size_t max_queued = 1000;                     ///< default 1000; at least max_inflight, at most 65535
   WhenFull when_full = WhenFull::block;              ///< default block
   std::chrono::milliseconds publish_timeout{60000};  ///< default 60 s: the longest publish() blocks
 
@@ -141,6 +169,14 @@ struct Options {
 /// @throws Error (config) when the URL is malformed
 Options options_from_url(std::string_view url, Options base = {});
 
+/// Options from a failover list of URLs: the first gives host and port, the
+/// others Options::failover, in order. All must use the same scheme (TLS on or
+/// off for all); a later URL may leave out the user name and password or
+/// repeat the first's, not name others (credentials are the client's).
+/// @throws Error (config) for an empty list, an empty or malformed URL (named
+///         with its place in the list), or URLs that disagree
+Options options_from_urls(const std::vector<std::string>& urls, Options base = {});
+
 struct Message {
   std::string topic;
   std::string payload;  ///< bytes (may hold NUL and non-UTF-8 data)
@@ -156,6 +192,9 @@ struct ConnectResult {
   int reason_code = 0;           ///< 0 success; CONNACK return code (3.1.1) or reason code (5)
   bool session_present = false;  ///< the broker resumed a persistent session
   std::string reason;            ///< in words, e.g. "success", "not authorised"
+  /// The broker that answered, e.g. "mqtt://127.0.0.1:1884 (address 2 of 2)"
+  /// (the place in the list only with Options::failover).
+  std::string address;
 };
 
 struct DisconnectInfo {
