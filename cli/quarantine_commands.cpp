@@ -13,13 +13,13 @@
 #include "iotbridge/record/quarantine.hpp"
 #include "iotbridge/service/config.hpp"
 #include "iotbridge/store/open.hpp"
+#include "run_verb.hpp"
 
 namespace iotbridge::cli {
 
 namespace {
 
-constexpr int kFailure = 1;
-constexpr int kUsage = 2;
+constexpr int kFailure = 1;  // replay: a reading was refused again
 
 // The flags of the four sub-verbs (each registers the ones it takes).
 struct Request {
@@ -121,23 +121,6 @@ std::string utc(const store::DateTime& t) {
   return fmt::format("{:%Y-%m-%d %H:%M:%S}.{:03}Z", fmt::gmtime(seconds), millis);
 }
 
-// Runs a sub-verb, prints its error, and hands the exit code to iotbridge-db.
-template <typename Verb>
-[[noreturn]] void run_verb(const char* name, Verb&& verb) {
-  int code = 0;
-  try {
-    code = verb();
-  } catch (const Error& e) {
-    std::cerr << "iotbridge-db quarantine " << name << ": " << e.what() << "\n";
-    code = e.category() == ErrorCategory::config ? kUsage : kFailure;
-  } catch (const std::exception& e) {
-    std::cerr << "iotbridge-db quarantine " << name << ": " << e.what() << "\n";
-    code = kFailure;
-  }
-  std::cout.flush();
-  throw CLI::RuntimeError(code);
-}
-
 int run_list(const DbFlags& flags, const Request& req) {
   Where w = resolve_where(flags, req);
   auto db = open(w, true);
@@ -228,7 +211,7 @@ void add_quarantine_commands(CLI::App& app, const DbFlags& flags) {
   auto* all = sub->add_flag("--all", req->all, "drop: every quarantined reading (without it, drop needs a filter)");
   const DbFlags* where = &flags;
   sub->callback([where, req, action, limit, max, all] {
-    run_verb(action->c_str(), [&] {
+    run_verb("iotbridge-db quarantine " + *action, [&] {
       auto only = [&](const CLI::Option* option, const char* verb) {
         if (option->count() > 0 && *action != verb)
           usage(fmt::format("{} applies to quarantine {}, not {}", option->get_name(), verb, *action));

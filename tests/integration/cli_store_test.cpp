@@ -31,6 +31,15 @@ void queue_readings(const MosquittoServer& broker, const std::string& id, const 
   REQUIRE(pub.code == 0);
 }
 
+// iotbridge-sub recording the session `id` into `uri` until -C `count`, with `policy` flags.
+ToolResult record_session(const MosquittoServer& broker, const std::string& id, const std::string& uri,
+                          const TempDir& dir, const std::string& count, const std::vector<std::string>& policy) {
+  auto argv = with({iotbridge_sub(), "-t", "iot/#", "-q", "1", "-c", "-i", id, "--store", uri, "--spool",
+                    (dir / "spool").string(), "-C", count, "-W", "60", "--stats-json"},
+                   policy);
+  return run_tool(with(argv, broker_args(broker)));
+}
+
 }  // namespace
 
 TEST_CASE("iotbridge-sub --store sqlite: -C N stores N documents with topic fields, then exits 0",
@@ -111,28 +120,7 @@ TEST_CASE("iotbridge-sub --store --deadband: 20.0 20.1 20.15 20.3 20.3 stores 20
   TempDir dir;
   queue_readings(broker, "rec-deadband", "20.0\n20.1\n20.15\n20.3\n20.3\n");
   std::string uri = "sqlite:" + (dir / "deadband.db").string();
-  auto r = run_tool(with({iotbridge_sub(),
-                          "-t",
-                          "iot/#",
-                          "-q",
-                          "1",
-                          "-c",
-                          "-i",
-                          "rec-deadband",
-                          "--store",
-                          uri,
-                          "--spool",
-                          (dir / "spool").string(),
-                          "--deadband",
-                          "0.2",
-                          "--heartbeat",
-                          "1h",
-                          "-C",
-                          "5",
-                          "-W",
-                          "60",
-                          "--stats-json"},
-                         broker_args(broker)));
+  auto r = record_session(broker, "rec-deadband", uri, dir, "5", {"--deadband", "0.2", "--heartbeat", "1h"});
   INFO(r.out << r.err);
   CHECK(r.code == 0);
   CHECK(contains(r.out, "\"received\":5"));
@@ -156,28 +144,7 @@ TEST_CASE("iotbridge-sub --store --dedup-key /seq: copies of a reading are store
   lines += "{\"t\": 21}\n";
   queue_readings(broker, "rec-dedup", lines);
   std::string uri = "sqlite:" + (dir / "dedup.db").string();
-  auto r = run_tool(with({iotbridge_sub(),
-                          "-t",
-                          "iot/#",
-                          "-q",
-                          "1",
-                          "-c",
-                          "-i",
-                          "rec-dedup",
-                          "--store",
-                          uri,
-                          "--spool",
-                          (dir / "spool").string(),
-                          "--dedup-key",
-                          "/seq",
-                          "--batch",
-                          "2",
-                          "-C",
-                          "7",
-                          "-W",
-                          "60",
-                          "--stats-json"},
-                         broker_args(broker)));
+  auto r = record_session(broker, "rec-dedup", uri, dir, "7", {"--dedup-key", "/seq", "--batch", "2"});
   INFO(r.out << r.err);
   CHECK(r.code == 0);
   CHECK(contains(r.out, "\"received\":7"));

@@ -439,10 +439,15 @@ TEST_CASE("fault: the broker restarted mid-stream with dedup_key \"/seq\": every
   CHECK(l.documents == o.published);
   CHECK(l.distinct_ids == static_cast<std::size_t>(o.published));
   CHECK(coll->count_documents() == o.published);
-  // Every copy the broker redelivered is received, confirmed, and counted as a duplicate.
+  // Every copy the broker redelivered is received, confirmed, and counted as
+  // a duplicate. So is a batch retried after an insert that went in but
+  // answered with a timeout (the store slow under load): its documents are
+  // found stored already. Without a retry the two counts are equal.
+  const std::uint64_t redelivered = s.received - static_cast<std::uint64_t>(o.published);
   CHECK(s.stored == s.received);
   CHECK(s.received >= static_cast<std::uint64_t>(o.published));
-  CHECK(s.duplicates == s.received - static_cast<std::uint64_t>(o.published));
+  CHECK(s.duplicates >= redelivered);
+  if (s.retries == 0) CHECK(s.duplicates == redelivered);
   db->drop_database(dbname);
 }
 
