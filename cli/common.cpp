@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -22,9 +23,13 @@ namespace iotbridge::cli {
 
 void add_connection_flags(CLI::App& app, ConnectionFlags& f) {
   app.set_help_flag("--help", "Print this help and exit");
-  app.add_option("-h,--host", f.host, "Broker host name (default localhost)");
+  app.add_option("-h,--host", f.hosts,
+                 "Broker host name, or host:port (default localhost); several: tried in order (failover)")
+      ->allow_extra_args(false);
   app.add_option("-p,--port", f.port, "Broker port (default 1883, or 8883 with TLS)")->check(CLI::Range(1, 65535));
-  app.add_option("-L,--url", f.url, "mqtt(s)://[user[:password]@]host[:port]/topic, instead of -h -p -u -P -t");
+  app.add_option("-L,--url", f.urls,
+                 "mqtt(s)://[user[:password]@]host[:port]/topic, instead of -h -p -u -P -t; several: failover")
+      ->allow_extra_args(false);
   app.add_option("-A", f.bind_address, "Local address to bind the connection to");
   app.add_option("-i,--id", f.id, "Client id (default: generated)");
   app.add_option("-I,--id-prefix", f.id_prefix, "Client id prefix; the process id is appended");
@@ -84,6 +89,65 @@ std::pair<std::string, std::string> split_url(const std::string& url) {
   return {url.substr(0, slash), url.substr(slash + 1)};
 }
 
+// -h: "host", "host:port", "[v6]:port" or a bare IPv6 address; `port` where it names none.
+mqtt::BrokerAddress parse_host(const std::string& text, int port) {
+  auto bad = [&](const std::string& why) {
+    return UsageError("invalid -h '" + text + "': " + why + "; write a host name, host:port or [IPv6]:port.");
+  };
+  mqtt::BrokerAddress a{text, port};
+  std::string port_text;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos) throw bad("unclosed '['");
+    a.host = text.substr(1, close - 1);
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':') throw bad("expected ':port' after ']'");
+      port_text = text.substr(close + 2);
+      if (port_text.empty()) throw bad("empty port");
+    }
+  } else if (auto colon = text.find(':');
+             colon != std::string::npos && text.find(':', colon + 1) == std::string::npos) {
+    a.host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+    if (port_text.empty()) throw bad("empty port");
+  }
+  if (a.host.empty()) throw bad("no host");
+  if (!port_text.empty()) {
+    int value = 0;
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+    if (ec != std::errc{} || end != port_text.data() + port_text.size() || value < 1 || value > 65535)
+      throw bad("the port must be a number from 1 to 65535, not '" + port_text + "'");
+    a.port = value;
+  }
+  return a;
+}
+
+// The brokers of several -L: their authorities make a failover list; the
+// topics must agree (or be left out after the first).
+void resolve_urls(const ConnectionFlags& f, Connection& c) {
+  std::vector<std::string> authorities;
+  for (const auto& url : f.urls) {
+    auto [authority, topic] = split_url(url);
+    authorities.push_back(authority);
+    if (topic.empty()) continue;
+    if (!c.url_topic.empty() && topic != c.url_topic)
+      throw UsageError("the -L URLs name different topics ('" + c.url_topic + "' and '" + topic +
+                       "'); give the topic in one of them, or with -t.");
+    c.url_topic = topic;
+  }
+  try {
+    c.options = authorities.size() == 1 ? mqtt::options_from_url(authorities.front(), c.options)
+                                        : mqtt::options_from_urls(authorities, c.options);
+  } catch (const Error& e) {
+    if (f.urls.size() == 1) throw UsageError(std::string("invalid URL '") + f.urls.front() + "': " + e.what());
+    throw UsageError(e.what());
+  }
+  if (f.port != 0) {
+    if (f.urls.size() > 1) throw UsageError("-p cannot go with several -L: put each broker's port in its URL.");
+    c.options.port = f.port;
+  }
+}
+
 }  // namespace
 
 std::string read_secret_file(const std::string& path, const std::string& what, std::vector<std::string>& warnings) {
@@ -102,18 +166,16 @@ Connection resolve_connection(const ConnectionFlags& f) {
   Connection c;
   mqtt::Options& o = c.options;
 
-  if (!f.url.empty()) {
-    auto [authority, topic] = split_url(f.url);
-    try {
-      o = mqtt::options_from_url(authority, o);
-    } catch (const Error& e) {
-      throw UsageError(std::string("invalid URL '") + f.url + "': " + e.what());
-    }
-    c.url_topic = topic;
+  if (!f.urls.empty() && !f.hosts.empty()) throw UsageError("give the brokers with -h or with -L, not both.");
+  if (!f.urls.empty()) {
+    resolve_urls(f, c);
   } else {
-    o.host = f.host;
+    // Several -h: the first, then the others in order (mqtt::Options::failover).
+    auto first = parse_host(f.hosts.empty() ? std::string("localhost") : f.hosts.front(), f.port);
+    o.host = first.host;
+    o.port = first.port;
+    for (std::size_t i = 1; i < f.hosts.size(); ++i) o.failover.push_back(parse_host(f.hosts[i], f.port));
   }
-  if (f.port != 0) o.port = f.port;
   o.bind_address = f.bind_address;
   o.tcp_nodelay = f.nodelay;
 

@@ -31,9 +31,9 @@ class UsageError : public std::runtime_error {
 };
 
 struct ConnectionFlags {
-  std::string host = "localhost";
-  int port = 0;
-  std::string url;  // -L mqtt(s)://[user[:pass]@]host[:port]/topic
+  std::vector<std::string> hosts;  // -h host[:port]; several: a failover list (none: localhost)
+  int port = 0;                    // -p: the port of every -h that names none
+  std::vector<std::string> urls;   // -L mqtt(s)://[user[:pass]@]host[:port]/topic; several: a failover list
   std::string bind_address;
   std::string id;
   std::string id_prefix;

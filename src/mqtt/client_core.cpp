@@ -150,6 +150,7 @@ ConnectResult ClientCore::connect() {
 // state_mutex_ held (released while this thread drives the network).
 ClientCore::Outcome ClientCore::attempt_locked(std::unique_lock<std::mutex>& lock) {
   attempt_ = Outcome{};  // not emplace(): clang cannot use the default member initializers of a nested struct there
+  attempt_started_ = false;
   auto deadline = Clock::now() + options_.connect_timeout;
   if (owner_ != Owner::none) {
     set_link_locked(Link::requested);
@@ -375,18 +376,20 @@ void ClientCore::start_connection() {
   fail_unwritten_qos0(kQos0Lost);  // connecting clears the transport's packet queue
   connecting_logs_ = true;
   update_log_hook();
+  std::size_t index;
   {
     std::lock_guard lock(state_mutex_);
     set_link_locked(Link::connecting);
+    if (attempt_) attempt_started_ = true;
+    index = address_.load();
   }
-  std::size_t index = address_.load();
   TransportResult started = transport_->start_connect(addresses_[index]);
   if (started) return;
   std::optional<std::string> failed;
   std::optional<milliseconds> retry;
   {
     std::lock_guard lock(state_mutex_);
-    if (attempt_ && !attempt_->done)
+    if (attempt_pending_locked())
       *attempt_ = Outcome{true, false, {}, started.why, started.code};
     else
       failed = "cannot connect to " + endpoint(index) + ": " + started.why;
@@ -438,7 +441,7 @@ void ClientCore::after_serve(const ServeResult& served) {
   std::string where = endpoint();  // before a reconnect moves on
   {
     std::lock_guard lock(state_mutex_);
-    if (attempt_ && !attempt_->done && !served.result)
+    if (attempt_pending_locked() && !served.result)
       *attempt_ = Outcome{true, false, {}, served.result.why, served.result.code};
     // Some failures (a TLS handshake error) close the socket without closed().
     if (served.closed && socket_open(link_)) {
@@ -472,7 +475,7 @@ void ClientCore::connack(const ConnectResult& answer) {
       same_broker = session_address_ == index;
       session_address_ = index;
       last_connect_ = result;
-      if (attempt_ && !attempt_->done) *attempt_ = Outcome{true, true, result, {}, 0};
+      if (attempt_pending_locked()) *attempt_ = Outcome{true, true, result, {}, 0};
     }
     state_cv_.notify_all();
     connecting_logs_ = false;
@@ -484,7 +487,7 @@ void ClientCore::connack(const ConnectResult& answer) {
   } else {
     {
       std::lock_guard lock(state_mutex_);
-      if (attempt_ && !attempt_->done)
+      if (attempt_pending_locked())
         *attempt_ = Outcome{
             true, false, result,
             "the broker refused the connection: " + result.reason + " (CONNACK code " +
@@ -503,8 +506,7 @@ void ClientCore::closed(const TransportResult& why) {
   {
     std::lock_guard lock(state_mutex_);
     was_connected = up(link_);
-    if (attempt_ && !attempt_->done)
-      *attempt_ = Outcome{true, false, {}, why ? "connection closed" : why.why, why.code};
+    if (attempt_pending_locked()) *attempt_ = Outcome{true, false, {}, why ? "connection closed" : why.why, why.code};
     if (socket_open(link_)) socket_gone_locked(retry);
   }
   state_cv_.notify_all();

@@ -165,6 +165,7 @@ class ClientCore final : public Client, private TransportEvents {
   milliseconds schedule_reconnect_locked();
   void drop_locked();
   Outcome attempt_locked(std::unique_lock<std::mutex>& lock);
+  bool attempt_pending_locked() const { return attempt_ && attempt_started_ && !attempt_->done; }
   void log_retry(std::optional<milliseconds> delay);
   void report_disconnect(const TransportResult& why, const std::string& where);
   void update_log_hook();
@@ -227,6 +228,9 @@ class ClientCore final : public Client, private TransportEvents {
   std::size_t failed_in_round_ = 0;             // attempts failed in a row since the last success
   std::optional<std::size_t> session_address_;  // where the last session was (its subscriptions)
   std::optional<Outcome> attempt_;              // present while a blocking connect() waits
+  // The owner started a connection for attempt_: events before that belong
+  // to the socket of an earlier attempt (the previous failover address).
+  bool attempt_started_ = false;
   ConnectResult last_connect_;
   std::jthread thread_;
   std::atomic<bool> user_logs_{false};

@@ -78,21 +78,8 @@ class Events {
   std::vector<std::string> logs_;
 };
 
-// Publishes QoS 1 messages `prefix`0.. on `server` and waits for their PUBACKs.
 void publish_on(const MosquittoServer& server, const std::string& topic, const std::string& prefix, int count) {
-  auto pub = mqtt::make_mosquitto_client(broker_options(server));
-  pub->connect();
-  pub->loop_start();
-  std::vector<mqtt::DeliveryToken> tokens;
-  for (int i = 0; i < count; ++i) tokens.push_back(pub->publish(topic, prefix + std::to_string(i), 1));
-  for (auto& t : tokens) REQUIRE(t.wait_for(10s));
-  pub->disconnect();
-}
-
-std::vector<std::string> numbered(const std::string& prefix, int count) {
-  std::vector<std::string> out;
-  for (int i = 0; i < count; ++i) out.push_back(prefix + std::to_string(i));
-  return out;
+  REQUIRE(publish_acknowledged(server, topic, numbered(prefix, count)));
 }
 
 }  // namespace

@@ -26,6 +26,28 @@ inline mqtt::Options broker_options(const MosquittoServer& server, std::string c
   return o;
 }
 
+// Publishes `payloads` to `topic` at QoS 1 on `server` with a client of its
+// own; true once the broker acknowledged every one.
+inline bool publish_acknowledged(const MosquittoServer& server, const std::string& topic,
+                                 const std::vector<std::string>& payloads) {
+  auto pub = mqtt::make_mosquitto_client(broker_options(server));
+  pub->connect();
+  pub->loop_start();
+  std::vector<mqtt::DeliveryToken> tokens;
+  for (const auto& p : payloads) tokens.push_back(pub->publish(topic, p, 1));
+  bool all = true;
+  for (auto& t : tokens) all = t.wait_for(std::chrono::seconds(10)) && all;
+  pub->disconnect();
+  return all;
+}
+
+// "prefix0", "prefix1", ...: `count` numbered payloads from `first`.
+inline std::vector<std::string> numbered(const std::string& prefix, int count, int first = 0) {
+  std::vector<std::string> out;
+  for (int i = first; i < first + count; ++i) out.push_back(prefix + std::to_string(i));
+  return out;
+}
+
 // Collects messages from any thread; tests wait for a count or a condition.
 class Collector {
  public:
