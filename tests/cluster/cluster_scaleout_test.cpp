@@ -3,7 +3,8 @@
 // group ($share/recorders/...), both writing to one FerretDB. A QoS 1 stream
 // published on node 0 is stored once in total; a node stopped mid-stream
 // (SIGTERM) loses nothing; the readings held on a stopped node are named, and
-// stored once it returns. Counted by value: every reading carries its
+// stored once it returns; a recorder given both nodes (urls) moves to the
+// surviving one and keeps recording. Counted by value: every reading carries its
 // sequence number ({"seq": N}).
 #include <catch2/catch.hpp>
 #include <condition_variable>
@@ -149,13 +150,15 @@ struct Rig {
   std::shared_ptr<store::Collection> sensors = db->collection(database, "sensors");
   std::vector<std::unique_ptr<RecorderProcess>> recorders;
 
-  Rig(const std::string& protocol, const std::string& dedup_key) {
+  // failover: node 1's recorder lists node 1, then node 0 (config urls).
+  Rig(const std::string& protocol, const std::string& dedup_key, bool failover = false) {
     std::printf("cluster of %d nodes formed in %.1f s\n", cluster.size(),
                 static_cast<double>(cluster.last_start_time().count()) / 1000.0);
     for (int node = 0; node < cluster.size(); ++node) {
       RecorderProcess::Config c;
       c.name = "recorder-" + std::to_string(node);
       c.urls = {cluster.mqtt_url(node)};
+      if (failover && node == 1) c.urls.push_back(cluster.mqtt_url(0));
       c.protocol = protocol;
       c.filter = kFilter;
       c.store_uri = uri;
@@ -176,16 +179,15 @@ struct Rig {
 
   // Publishes readings from `seq` on, one at a time, until the recorder of
   // node 1 received one: node 0 then knows the remote subscriber and splits
-  // the stream. Returns the next seq.
+  // the stream (about 0.1 s after the subscription). Returns the next seq.
   int warm_up(NodePublisher& publisher, int seq) {
-    bool split = poll_until(
-        [&] {
-          publisher.publish(seq++);
-          publisher.flush();
-          return recorders[1]->received() > 0;
-        },
-        120s, 20ms);
-    REQUIRE(split);
+    const int limit = seq + 1000;
+    while (recorders[1]->received() <= 0) {
+      REQUIRE(seq < limit);  // 1000 readings, 20+ s: node 0 never learnt of node 1's subscriber
+      publisher.publish(seq++);
+      publisher.flush();
+      std::this_thread::sleep_for(20ms);  // pacing: a reading at a time while the binding travels
+    }
     return seq;
   }
 
@@ -365,6 +367,52 @@ TEST_CASE("readings held on a stopped node are named and stored once it returns"
   auto after = stored_seqs(*rig.sensors);
   CHECK(static_cast<int>(after.size()) == kReadings);
   for (int seq : missing) CHECK(after.count(seq) == 1);
+  CHECK(rig.sensors->count_documents() == kReadings);
+  CHECK(totals.duplicates == totals.received - kReadings);
+}
+
+TEST_CASE("a recorder whose node stops moves to the surviving node (urls) and keeps recording", "[cluster][mongo]") {
+  IOTBRIDGE_REQUIRE_MONGO();
+  IOTBRIDGE_REQUIRE_ARTEMIS();
+  // Recorder 1 lists node 1 first, node 0 after it.
+  Rig rig("5", "/seq", /*failover=*/true);
+  constexpr int kReadings = 3000;
+  NodePublisher publisher(rig.cluster.mqtt_url(0));
+  int seq = rig.warm_up(publisher, 0);
+  for (; seq < kReadings / 2; ++seq) publisher.publish(seq);
+  publisher.flush();
+  REQUIRE(poll_until([&] { return rig.recorders[1]->received() > 0 && rig.recorders[1]->pending() == 0; }, 120s));
+  auto took = rig.cluster.stop(1);
+  std::printf("node 1 stopped (SIGTERM) in %.1f s\n", static_cast<double>(took.count()) / 1000.0);
+  // Recorder 1 is on node 0 now: connected again, and node 0 counts two
+  // consumers of the group.
+  REQUIRE(poll_until(
+      [&] {
+        return rig.recorders[1]->metric("iotbridge_mqtt_reconnects_total").value_or(0) >= 1 &&
+               rig.recorders[1]->metric("iotbridge_mqtt_connected") == 1.0;
+      },
+      120s));
+  REQUIRE(poll_until(
+      [&] {
+        auto q = rig.cluster.queue(0, kGroupQueue);
+        return q && q->consumers == 2;
+      },
+      120s, 500ms));
+  // And says where it is.
+  CHECK_THAT(rig.recorders[1]->output(),
+             Catch::Contains("connected to " + rig.cluster.mqtt_url(0) + " (address 2 of 2)"));
+  const double before = rig.recorders[1]->received();
+  for (; seq < kReadings; ++seq) publisher.publish(seq);
+  publisher.flush();
+  // It keeps recording: node 0 splits the rest of the stream between both.
+  REQUIRE(poll_until([&] { return rig.recorders[1]->received() > before; }, 120s));
+  std::printf("recorder 1 received %.0f before node 1 stopped, %.0f in all\n", before, rig.recorders[1]->received());
+  // What node 1 held comes once it is back; every reading once.
+  rig.cluster.start(1);
+  REQUIRE(rig.wait_all_stored(kReadings));
+  auto totals = rig.stop_recorders();
+  auto seqs = stored_seqs(*rig.sensors);
+  CHECK(static_cast<int>(seqs.size()) == kReadings);
   CHECK(rig.sensors->count_documents() == kReadings);
   CHECK(totals.duplicates == totals.received - kReadings);
 }

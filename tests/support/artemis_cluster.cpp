@@ -126,16 +126,30 @@ ArtemisCluster::ArtemisCluster(int nodes) {
   auto t0 = Clock::now();
   nodes_.resize(static_cast<std::size_t>(nodes));
   log_marks_.assign(nodes_.size(), 0);
-  for (int i = 0; i < nodes; ++i) {
-    auto& n = node(i);
-    n.dir = dir_ / ("node" + std::to_string(i));
-    n.core_port = free_port();
-    n.mqtt_port = free_port();
-    fs::copy(from, n.dir, fs::copy_options::recursive);
+  // free_port() hands out a port that was free a moment ago; another process
+  // can take it before the JVM binds it. The node then exits saying so, and
+  // the cluster is made again on new ports rather than failing the test.
+  constexpr int kAttempts = 3;
+  for (int attempt = 1;; ++attempt) {
+    for (int i = 0; i < nodes; ++i) {
+      auto& n = node(i);
+      if (n.process) stop(i);
+      n.dir = dir_ / ("node" + std::to_string(i));
+      fs::remove_all(n.dir);
+      n.core_port = free_port();
+      n.mqtt_port = free_port();
+      n.starts = 0;
+      fs::copy(from, n.dir, fs::copy_options::recursive);
+    }
+    for (int i = 0; i < nodes; ++i) configure(i);
+    for (int i = 0; i < nodes; ++i) launch(i);
+    try {
+      wait_formed();
+      break;
+    } catch (const std::runtime_error& e) {
+      if (attempt == kAttempts || std::string(e.what()).find("ddress already in use") == std::string::npos) throw;
+    }
   }
-  for (int i = 0; i < nodes; ++i) configure(i);
-  for (int i = 0; i < nodes; ++i) launch(i);
-  wait_formed();
   last_start_time_ = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
 }
 
@@ -234,6 +248,10 @@ void ArtemisCluster::wait_formed(std::chrono::milliseconds timeout) {
     // Cheap conditions first (the port, the log), then the broker's own check (a JVM run).
     while (!wait_for_port(mqtt_port(i), std::chrono::milliseconds(200)) || !bridges_connected(i, log_marks_[i])) {
       if (!running(i)) fail(i, "exited while starting");
+      // A port taken between free_port() and the bind: Artemis logs it and
+      // may run on without that acceptor.
+      if (log(i).find("ddress already in use", log_marks_[static_cast<std::size_t>(i)]) != std::string::npos)
+        fail(i, "could not bind its ports");
       if (Clock::now() >= deadline) fail(i, "did not join the cluster in time");
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
