@@ -13,8 +13,19 @@
 namespace iotbridge::mqtt {
 namespace {
 
+// The URL as an error message may show it: a password in it becomes "***".
+std::string without_password(std::string_view url) {
+  auto start = url.find("://");
+  start = start == std::string_view::npos ? 0 : start + 3;
+  const auto at = url.rfind('@');
+  if (at == std::string_view::npos || at < start) return std::string(url);
+  const auto colon = url.find(':', start);
+  if (colon == std::string_view::npos || colon > at) return std::string(url);
+  return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
+}
+
 [[noreturn]] void bad_url(std::string_view url, const std::string& why) {
-  throw Error(ErrorCategory::config, "invalid MQTT URL '" + std::string(url) + "': " + why);
+  throw Error(ErrorCategory::config, "invalid MQTT URL '" + without_password(url) + "': " + why);
 }
 
 int hex_digit(char c) {

@@ -333,7 +333,9 @@ void Recorder::start() {
     d.client->on_connect([&d](const mqtt::ConnectResult& r) {
       if (r.reason_code != 0) return;
       d.counters.connected = true;
-      if (d.connects.fetch_add(1) > 0) d.log(mqtt::LogLevel::notice, "reconnected to the broker");
+      if (d.connects.fetch_add(1) > 0)
+        d.log(mqtt::LogLevel::notice,
+              r.address.empty() ? std::string("reconnected to the broker") : "reconnected to " + r.address);
     });
     d.client->on_disconnect([&d](const mqtt::DisconnectInfo& info) {
       d.counters.connected = false;

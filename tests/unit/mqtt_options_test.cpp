@@ -80,6 +80,18 @@ TEST_CASE("options_from_url refuses malformed URLs with a reason", "[mqtt][unit]
   }
 }
 
+TEST_CASE("options_from_url never echoes a password in its refusal", "[mqtt][unit]") {
+  for (const char* url : {"mqtt://user:s3cret@host:0", "mqtt://user:s3cret@host/path", "ftp://user:s3cret@host"}) {
+    INFO(url);
+    try {
+      options_from_url(url);
+      FAIL("accepted");
+    } catch (const Error& e) {
+      CHECK_THAT(e.what(), !Catch::Contains("s3cret") && Catch::Contains("user:***@host"));
+    }
+  }
+}
+
 TEST_CASE("make_mosquitto_client refuses inconsistent options", "[mqtt][unit]") {
   auto refused = [](Options o, const char* words) {
     INFO(words);
