@@ -4,12 +4,14 @@
 //   bench_record_e2e record  --port P --store URI --spool DIR --count N
 //                            [--filter F] [--batch N] [--flush-ms T] [--no-sync] [--no-wal]
 //                            [--client-id ID (persistent session)]
+//                            [--deadband X] [--on-change] [--dedup-key K] (route policies)
 //       prints "ready" once subscribed, then one JSON line when N readings
 //       are stored: elapsed seconds (first reading received -> all stored),
-//       peak RSS, the recorder's stats.
-//   bench_record_e2e publish --port P --count N [--qos Q] [--topics K]
-//       publishes N small readings ("24.37") on iot/bench/<i % K>, waits for
-//       every acknowledgement, prints the elapsed seconds.
+//       CPU seconds of the process, peak RSS, the recorder's stats.
+//   bench_record_e2e publish --port P --count N [--qos Q] [--topics K] [--json-seq]
+//       publishes N small readings ("24.37", or {"seq": i, "t": 24.37} with
+//       --json-seq) on iot/bench/<i % K>, waits for every acknowledgement,
+//       prints the elapsed seconds.
 #include <sys/resource.h>
 
 #include <chrono>
@@ -33,16 +35,34 @@ long peak_rss_kb() {
   return ru.ru_maxrss;
 }
 
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return seconds(ru.ru_utime) + seconds(ru.ru_stime);
+}
+
 int run_recorder(const std::vector<std::string>& args) {
   record::RecorderOptions o;
   o.mqtt.host = "127.0.0.1";
   std::uint64_t count = 0;
+  record::Route policies;  // a route of its own when a policy flag is given
+  bool with_policies = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& k = args[i];
     auto next = [&]() -> std::string { return i + 1 < args.size() ? args[++i] : std::string(); };
     if (k == "--port")
       o.mqtt.port = std::stoi(next());
-    else if (k == "--host")
+    else if (k == "--deadband") {
+      policies.deadband = std::stod(next());
+      with_policies = true;
+    } else if (k == "--on-change") {
+      policies.on_change = true;
+      with_policies = true;
+    } else if (k == "--dedup-key") {
+      policies.dedup_key = next();
+      with_policies = true;
+    } else if (k == "--host")
       o.mqtt.host = next();
     else if (k == "--filter")
       o.filters.push_back(next());
@@ -69,6 +89,11 @@ int run_recorder(const std::vector<std::string>& args) {
     }
   }
   if (o.filters.empty()) o.filters.push_back("iot/bench/#");
+  if (with_policies) {
+    policies.filters = std::move(o.filters);
+    o.filters.clear();
+    o.routes = {policies};
+  }
   o.max_messages = count;
   ShutdownSignal signals;
   record::Recorder recorder(o);
@@ -86,9 +111,9 @@ int run_recorder(const std::vector<std::string>& args) {
   auto done = Clock::now();
   recorder.stop();
   auto s = recorder.stats();
-  std::printf("{\"elapsed\":%.6f,\"peak_rss_kb\":%ld,\"stats\":%s}\n",
-              std::chrono::duration<double>(done - first).count(), peak_rss_kb(), s.to_json().c_str());
-  return s.stored >= count ? 0 : 1;
+  std::printf("{\"elapsed\":%.6f,\"cpu_seconds\":%.6f,\"peak_rss_kb\":%ld,\"stats\":%s}\n",
+              std::chrono::duration<double>(done - first).count(), cpu_seconds(), peak_rss_kb(), s.to_json().c_str());
+  return s.stored + s.suppressed >= count ? 0 : 1;  // a deadband stores fewer
 }
 
 int publish(const std::vector<std::string>& args) {
@@ -97,6 +122,7 @@ int publish(const std::vector<std::string>& args) {
   std::size_t count = 0;
   int qos = 1;
   int topics = 10;
+  bool json_seq = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& k = args[i];
     auto next = [&]() -> std::string { return i + 1 < args.size() ? args[++i] : std::string(); };
@@ -110,6 +136,8 @@ int publish(const std::vector<std::string>& args) {
       qos = std::stoi(next());
     else if (k == "--topics")
       topics = std::stoi(next());
+    else if (k == "--json-seq")
+      json_seq = true;
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
@@ -124,9 +152,11 @@ int publish(const std::vector<std::string>& args) {
   for (int t = 0; t < topics; ++t) names.push_back("iot/bench/sensor" + std::to_string(t));
   auto start = Clock::now();
   mqtt::DeliveryToken last;
-  char payload[32];
+  char payload[64];
   for (std::size_t i = 0; i < count; ++i) {
-    int n = std::snprintf(payload, sizeof payload, "%.2f", 20.0 + static_cast<double>(i % 1000) / 100.0);
+    const double value = 20.0 + static_cast<double>(i % 1000) / 100.0;
+    int n = json_seq ? std::snprintf(payload, sizeof payload, "{\"seq\": %zu, \"t\": %.2f}", i, value)
+                     : std::snprintf(payload, sizeof payload, "%.2f", value);
     last = client->publish(names[i % names.size()], std::string_view(payload, static_cast<std::size_t>(n)), qos);
   }
   last.wait();

@@ -176,16 +176,22 @@ def run_burst_receive(subscriber, port, count, workdir):
         while count_lines(received) == 0:
             subprocess.run(["mosquitto_pub"] + host + ["-t", "burst/sync", "-m", "sync"], check=True)
             time.sleep(0.05)
+        start = time.monotonic()
         with open(lines, "rb") as f:
             subprocess.run(["mosquitto_pub"] + host + ["-t", "burst/x", "-q", "1", "-l"], stdin=f, timeout=600)
-        seen = -1
-        while count_lines(received) != seen:  # until nothing more arrives for a second
-            seen = count_lines(received)
-            time.sleep(1.0)
+        # Until nothing more arrives for a second; the last growth of the output
+        # file (polled every 10 ms) is the time of the last arrival.
+        size, last = os.path.getsize(received), time.monotonic()
+        while time.monotonic() - last < 1.0:
+            time.sleep(0.01)
+            now = os.path.getsize(received)
+            if now != size:
+                size, last = now, time.monotonic()
         sub.send_signal(signal.SIGTERM)
         sub.wait(timeout=10)
     with open(received, "rb") as f:
-        return sum(1 for line in f if line != b"sync\n")
+        got = sum(1 for line in f if line != b"sync\n")
+    return got, last - start
 
 
 def main():
@@ -259,15 +265,19 @@ def burst_row(args, sub_tool):
         for _ in range(args.burst_rounds):
             for name, tool in (("mosquitto_sub -q 1", "mosquitto_sub"), ("iotbridge-sub -q 1", sub_tool)):
                 got[name].append(run_burst_receive(tool, port, args.burst, workdir))
-                print("QoS 1 burst of %d at broker defaults  %-20s received %d" % (args.burst, name, got[name][-1]),
-                      flush=True)
+                print("QoS 1 burst of %d at broker defaults  %-20s received %d in %.2f s" %
+                      ((args.burst, name) + got[name][-1]), flush=True)
         print()
+        print("load average: %.2f %.2f %.2f" % os.getloadavg())
         print("| QoS 1 burst (mosquitto_pub -l -q 1, broker defaults) | messages | receiver | received per round |"
-              " median |")
-        print("|---|---|---|---|---|")
-        for name, counts in got.items():
-            print("| | %d | %s | %s | %d |" % (args.burst, name, ", ".join(str(c) for c in counts),
-                                            sorted(counts)[len(counts) // 2]))
+              " median received | mean received | median msg/s (received / publish start -> last arrival) |")
+        print("|---|---|---|---|---|---|---|")
+        for name, rounds in got.items():
+            counts = [c for c, _ in rounds]
+            rates = sorted(c / s for c, s in rounds)
+            print("| | %d | %s | %s | %d | %.0f | %.0f |" %
+                  (args.burst, name, ", ".join(str(c) for c in counts), sorted(counts)[len(counts) // 2],
+                   sum(counts) / len(counts), rates[len(rates) // 2]))
     finally:
         stop_broker(broker)
         shutil.rmtree(workdir, ignore_errors=True)

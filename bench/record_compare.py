@@ -25,6 +25,19 @@ to the consumer's exit, for `iotbridge-sub -C N --store sqlite:...` (the
 recorder, journal on) against `mosquitto_sub -C N` in the same run:
 
   /usr/bin/python3 bench/record_compare.py --mode stream --count 1000000 [--runs 3]
+
+--policies measures what a route policy costs: the recorder into SQLite
+(journal on) with a plain route against the same route with deadband (0.05:
+every reading still differs by 0.1, so the check runs and nothing is
+suppressed) and against dedup_key "/seq" (payloads {"seq": i, "t": ...},
+with a plain route on the same payloads as its baseline), rows interleaved:
+
+  /usr/bin/python3 bench/record_compare.py --policies --count 100000 --runs 5
+
+and, with --mode stream, the same four routes as iotbridge-sub --store flags
+against mosquitto_sub on a live QoS 0 stream (the rate a user sees):
+
+  /usr/bin/python3 bench/record_compare.py --mode stream --policies --count 200000 --runs 5
 """
 import argparse
 import json
@@ -135,14 +148,14 @@ def wait4_rss(p, timeout):
         time.sleep(0.002)
 
 
-def publish(e2e, port, count):
-    pub = subprocess.run([e2e, "publish", "--port", str(port), "--count", str(count), "--qos", "1"],
+def publish(e2e, port, count, pub_extra=()):
+    pub = subprocess.run([e2e, "publish", "--port", str(port), "--count", str(count), "--qos", "1"] + list(pub_extra),
                          capture_output=True, text=True)
     if pub.returncode != 0:
         sys.exit("publisher failed: " + pub.stderr)
 
 
-def run_peer(mode, name, consumer_cmd, ready, e2e, port, count, out_path, session_id):
+def run_peer(mode, name, consumer_cmd, ready, e2e, port, count, out_path, session_id, pub_extra=()):
     """live: starts the consumer, waits until it is subscribed, publishes, waits
     for it. backlog: the broker holds `count` readings for the consumer's
     persistent session, then the consumer starts and takes them all.
@@ -150,7 +163,7 @@ def run_peer(mode, name, consumer_cmd, ready, e2e, port, count, out_path, sessio
     if mode == "backlog":
         subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-c", "-i", session_id, "-q", "1",
                         "-t", "iot/bench/#", "-E"], check=True)
-        publish(e2e, port, count)
+        publish(e2e, port, count, pub_extra)
     out = open(out_path, "w")
     start = time.monotonic()
     consumer = subprocess.Popen(consumer_cmd, stdout=subprocess.PIPE if ready == "line" else out,
@@ -163,7 +176,7 @@ def run_peer(mode, name, consumer_cmd, ready, e2e, port, count, out_path, sessio
         else:
             time.sleep(1.0)  # mosquitto_sub prints nothing when subscribed
         start = time.monotonic()
-        publish(e2e, port, count)
+        publish(e2e, port, count, pub_extra)
     rest = consumer.stdout.read() if ready == "line" else ""
     code, rss = wait4_rss(consumer, timeout=max(600, count / 200))
     elapsed = time.monotonic() - start
@@ -198,41 +211,55 @@ def stream_main(args):
     with open(lines_path, "w") as f:
         for i in range(n):
             f.write("%.1f\n" % (20 + (i % 200) * 0.1))
+    json_path = os.path.join(tmp, "json-lines")
+    with open(json_path, "w") as f:
+        for i in range(n):
+            f.write('{"seq": %d, "t": %.1f}\n' % (i, 20 + (i % 200) * 0.1))
     broker, port = start_mosquitto(tmp)
-    results = {"mosquitto_sub -C N": [], "iotbridge-sub -C N --store sqlite (journal on)": []}
+    sub_name = "mosquitto_sub -C N"
+    # (name, iotbridge-sub flags, lines); None: mosquitto_sub
+    rows = [(sub_name, None, lines_path), ("iotbridge-sub -C N --store sqlite (journal on)", [], lines_path)]
+    if args.policies:
+        rows = [(sub_name, None, lines_path),
+                ("--store, number payloads", [], lines_path),
+                ("--store --deadband 0.05 (nothing suppressed)", ["--deadband", "0.05"], lines_path),
+                ("--store, {\"seq\": i} payloads", [], json_path),
+                ("--store --dedup-key /seq", ["--dedup-key", "/seq"], json_path)]
+    results = {name: [] for name, _, _ in rows}
     try:
         for r in range(args.runs):
-            out = os.path.join(tmp, "sub.out")
-            el, rss, code = stream_run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "0",
-                                        "-t", "iot/bench/#", "-C", str(n)], port, lines_path, n, out)
-            with open(out, "rb") as f:
-                got = sum(1 for _ in f)
-            results["mosquitto_sub -C N"].append((el, rss, code, got))
-            print("run %d mosquitto_sub: %.2f s, %d received, exit %d" % (r + 1, el, got, code), file=sys.stderr,
-                  flush=True)
-            db = os.path.join(tmp, "stream%d.db" % r)
-            spool = os.path.join(tmp, "spool%d" % r)
-            el, rss, code = stream_run([sub_bin, "-h", "127.0.0.1", "-p", str(port), "-q", "0", "-t", "iot/bench/#",
-                                        "-C", str(n), "--store", "sqlite:" + db, "--spool", spool, "--stats-json"],
-                                       port, lines_path, n, os.path.join(tmp, "rec.out"))
-            stored = 0
-            with open(os.path.join(tmp, "rec.out")) as f:
-                for line in f:
-                    if line.startswith("{"):
-                        stored = json.loads(line).get("stored", stored)
-            results["iotbridge-sub -C N --store sqlite (journal on)"].append((el, rss, code, stored))
-            print("run %d iotbridge-sub --store: %.2f s, %d stored, exit %d" % (r + 1, el, stored, code),
-                  file=sys.stderr, flush=True)
-            shutil.rmtree(spool, ignore_errors=True)
-            for suffix in ("", "-wal", "-shm"):
-                if os.path.exists(db + suffix):
-                    os.remove(db + suffix)
+            for name, flags, lines in rows:
+                out = os.path.join(tmp, "rec.out")
+                if flags is None:
+                    el, rss, code = stream_run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "0",
+                                                "-t", "iot/bench/#", "-C", str(n)], port, lines, n, out)
+                    with open(out, "rb") as f:
+                        got = sum(1 for _ in f)
+                else:
+                    db = os.path.join(tmp, "stream%d.db" % r)
+                    spool = os.path.join(tmp, "spool%d" % r)
+                    el, rss, code = stream_run([sub_bin, "-h", "127.0.0.1", "-p", str(port), "-q", "0", "-t",
+                                                "iot/bench/#", "-C", str(n), "--store", "sqlite:" + db, "--spool",
+                                                spool, "--stats-json"] + flags, port, lines, n, out)
+                    got = 0
+                    with open(out) as f:
+                        for line in f:
+                            if line.startswith("{"):
+                                st = json.loads(line)
+                                got = st.get("stored", got) + st.get("suppressed", 0)
+                    shutil.rmtree(spool, ignore_errors=True)
+                    for suffix in ("", "-wal", "-shm"):
+                        if os.path.exists(db + suffix):
+                            os.remove(db + suffix)
+                results[name].append((el, rss, code, got))
+                print("run %d %s: %.2f s, %d done, exit %d" % (r + 1, name, el, got, code), file=sys.stderr,
+                      flush=True)
     finally:
         broker.terminate()
         broker.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    sub_time = median([r[0] for r in results["mosquitto_sub -C N"]])
+    sub_time = median([r[0] for r in results[sub_name]])
     print("mode: stream (QoS 0, mosquitto_pub -l, first publish -> consumer exit), %d readings, median of %d runs"
           % (n, args.runs))
     print("| consumer | readings | received/stored (worst run) | seconds (median) | msg/s | vs mosquitto_sub "
@@ -258,6 +285,8 @@ def main():
     ap.add_argument("--ferretdb", default=os.environ.get("IOTBRIDGE_FERRETDB",
                                                          os.path.expanduser("~/.cache/iotbridge/ferretdb-v1.24.2/ferretdb")))
     ap.add_argument("--skip", default="", help="comma-separated row names to skip (sqlite,nosync,ferretdb,paho,sub)")
+    ap.add_argument("--policies", action="store_true",
+                    help="plain route vs deadband vs dedup_key, recorder -> SQLite (journal on), rows interleaved")
     args = ap.parse_args()
     if args.mode == "stream":
         return stream_main(args)
@@ -289,20 +318,25 @@ def main():
         busy = stamps[-1] - stamps[0] if len(stamps) > 1 else el
         return n, len(stamps), el, rss, None, busy
 
-    def recorder_row(store, extra):
+    cpu = {}  # row name -> CPU seconds of the recorder process, per run
+
+    def recorder_row(store, extra, pub_extra=(), name=None):
         def run():
             spool = tempfile.mkdtemp(prefix="spool-", dir=tmp)
             i = sid("bench-rec")
             el, rss, code, rest = run_peer(args.mode, "recorder",
                                            [e2e, "record", "--port", str(port), "--store", store(), "--spool", spool,
                                             "--count", str(n), "--client-id", i] + extra, "line", e2e, port, n,
-                                           os.path.join(tmp, "rec.out"), i)
+                                           os.path.join(tmp, "rec.out"), i, pub_extra)
             stored, hw, busy = 0, None, el
             for line in rest.splitlines():
                 if line.startswith("{"):
                     doc = json.loads(line)
                     st = doc["stats"]
-                    stored, hw, busy = st["stored"], st["queue_high_water"], doc["elapsed"]
+                    # suppressed readings are done too (received = stored + suppressed + ...)
+                    stored, hw, busy = st["stored"] + st.get("suppressed", 0), st["queue_high_water"], doc["elapsed"]
+                    if name:
+                        cpu.setdefault(name, []).append(doc["cpu_seconds"])
             shutil.rmtree(spool, ignore_errors=True)
             return n, stored, el, rss, hw, busy
         return run
@@ -332,6 +366,14 @@ def main():
         return mongo_uri + "bench%d" % db_counter[0]
 
     plan = []
+    if args.policies:
+        skip = {"sub", "sqlite", "nosync", "ferretdb", "paho"}
+        for name, extra, pub_extra in [
+                ("plain route, number payloads", [], []),
+                ("deadband 0.05 (nothing suppressed), number payloads", ["--deadband", "0.05"], []),
+                ("plain route, {\"seq\": i} payloads", [], ["--json-seq"]),
+                ("dedup_key \"/seq\", {\"seq\": i} payloads", ["--dedup-key", "/seq"], ["--json-seq"])]:
+            plan.append((name, recorder_row(sqlite_uri, extra, pub_extra, name)))
     if "sub" not in skip:
         plan.append(("mosquitto_sub -q 1 (ceiling, receive only)", sub_row))
     if "sqlite" not in skip:
@@ -375,6 +417,18 @@ def main():
         print("| %s | %d | %d%s | %.0f | %s | %.0f | %.1f MiB | %s |" % (
             name, want, got, "" if got == want else " LOSS", rates[name], ratio, walls[name], rss / 1024.0,
             max(hws) if hws else "-"))
+    if args.policies:
+        print()
+        print("| route -> SQLite (journal on) | msg/s first->last (median) | rate vs its baseline "
+              "| CPU us/reading (median) | CPU vs its baseline |")
+        print("|---|---:|---:|---:|---:|")
+        names = [name for name, _ in plan]
+        for k, name in enumerate(names):
+            base = names[k - 1] if k % 2 else name
+            c = median(cpu[name]) / n * 1e6
+            cb = median(cpu[base]) / n * 1e6
+            print("| %s | %.0f | %+.1f %% | %.2f | %+.1f %% |" % (
+                name, rates[name], (rates[name] / rates[base] - 1) * 100, c, (c / cb - 1) * 100))
 
 
 if __name__ == "__main__":

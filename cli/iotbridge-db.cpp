@@ -26,6 +26,7 @@
 #include "iotbridge/error.hpp"
 #include "iotbridge/shutdown.hpp"
 #include "iotbridge/store/open.hpp"
+#include "quarantine_commands.hpp"
 #include "view/commands.hpp"
 
 using namespace iotbridge;
@@ -261,6 +262,7 @@ int main(int argc, char** argv) {
   // `flags` (cli::resolve(flags) gives their store, database and collection);
   // they run from their CLI11 callbacks during parsing.
   view::add_view_commands(app, {flags.store_uri, flags.database, flags.collection});  // plot, serve
+  cli::add_quarantine_commands(app, flags);  // quarantine list, count, replay, drop
 
   // An unknown verb gets its own message (CLI11 would only say that a
   // subcommand is required).

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "iotbridge/duration.hpp"
 #include "iotbridge/error.hpp"
 #include "iotbridge/mqtt/client.hpp"
 #include "iotbridge/mqtt/format.hpp"
@@ -56,7 +57,61 @@ struct SubFlags {
   std::string topic_fields;
   double stats_interval = 0;
   bool stats_json = false;
+  // --store policies: the [[route]] keys of iotbridge-recorder, with dashes.
+  std::string dedup_key;
+  std::optional<double> deadband;
+  bool on_change = false;
+  std::string heartbeat;
+  std::string expire_after;
+  std::size_t max_document_bytes = 0;
+  std::string quarantine;
+  record::Route route;  // built from the flags above before recording
 };
+
+// The route --store records: the single route of RecorderOptions ("default",
+// as a recorder names it), with the policy flags. Throws UsageError naming
+// the flag.
+record::Route store_route(const SubFlags& f) {
+  record::Route r;
+  r.filters = f.topics;
+  r.database = f.database;
+  r.collection = f.collection;
+  r.dedup_key = f.dedup_key;
+  r.deadband = f.deadband;
+  r.on_change = f.on_change;
+  r.max_document_bytes = f.max_document_bytes;
+  r.quarantine = f.quarantine;
+  try {
+    if (!f.heartbeat.empty()) r.heartbeat = parse_duration(f.heartbeat, "--heartbeat");
+    if (!f.expire_after.empty())
+      r.expire_after =
+          std::chrono::duration_cast<std::chrono::seconds>(parse_duration(f.expire_after, "--expire-after"));
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+  if (!f.expire_after.empty() && r.expire_after.count() <= 0)
+    throw UsageError("--expire-after must be at least 1s; e.g. --expire-after 30d");
+  if (r.heartbeat.count() > 0 && !r.deadband && !r.on_change)
+    throw UsageError(
+        "--heartbeat forces a store when nothing was stored, which only happens with --deadband or "
+        "--on-change: give one of them, or drop --heartbeat.");
+  try {
+    record::validate_routes({r});
+  } catch (const Error& e) {
+    std::string what = e.what();
+    // "route 'default': dedup_key: ..." -> "--dedup-key: ..."
+    if (auto colon = what.find("': "); colon != std::string::npos) {
+      what = what.substr(colon + 3);
+      auto field_end = what.find(':');
+      std::string field = what.substr(0, field_end);
+      for (char& c : field)
+        if (c == '_') c = '-';
+      what = "--" + field + what.substr(field_end);
+    }
+    throw UsageError(what);
+  }
+  return r;
+}
 
 // Output is collected and written in blocks; it is flushed whenever no
 // further message is waiting, so an interactive user sees each line at once.
@@ -108,12 +163,9 @@ class StopTimer {
 // end stay in the spool folder for the next run (exit 1, said so).
 int run_recorder(const ConnectionFlags& conn, const Connection& connection, const SubFlags& f, int qos) {
   record::RecorderOptions o;
-  for (const auto& t : f.topics) o.filters.push_back(t);
   o.qos = qos;
   o.mqtt = connection.options;
   o.store_uri = f.store;
-  o.database = f.database;
-  o.collection = f.collection;
   o.batch_size = static_cast<std::size_t>(f.batch);
   o.flush_interval = std::chrono::milliseconds(f.flush_ms);
   o.spool_dir = f.spool;
@@ -124,6 +176,8 @@ int run_recorder(const ConnectionFlags& conn, const Connection& connection, cons
     report_usage_error("iotbridge-sub", std::string("invalid --topic-fields: ") + e.what());
     return kExitError;
   }
+  o.routes = {f.route};
+  o.routes.front().document = o.document;
   const bool debug = conn.debug;
   const bool quiet = conn.quiet;
   o.on_log = [debug, quiet](mqtt::LogLevel level, std::string_view line) {
@@ -210,6 +264,22 @@ int run(int argc, char** argv) {
   store_group->add_option("--stats-interval", f.stats_interval,
                           "Print a status line to stderr every this many seconds");
   store_group->add_flag("--stats-json", f.stats_json, "Print the counters as JSON (at the intervals, and at the end)");
+  // The policies: iotbridge-recorder's [[route]] keys (docs/recorder.md, "Policies").
+  store_group->add_option("--dedup-key", f.dedup_key,
+                          "The _id from a key, so a redelivered reading is stored once: /seq (JSON Pointer), "
+                          "user_property:NAME or payload");
+  store_group->add_option("--deadband", f.deadband,
+                          "Store a number only when it moved at least this far from the last stored one, per topic");
+  store_group->add_flag("--on-change", f.on_change, "Store a value only when it differs from the last stored one");
+  store_group->add_option(
+      "--heartbeat", f.heartbeat,
+      "With --deadband or --on-change: store anyway after this long without a stored reading (15m)");
+  store_group->add_option("--expire-after", f.expire_after,
+                          "Documents older than this (by reg_date) disappear: 30d, 12h, 2s (default: kept forever)");
+  store_group->add_option("--max-document-bytes", f.max_document_bytes,
+                          "A larger document is quarantined as too_large (default 0: 16 MiB - 16 KiB)");
+  store_group->add_option("--quarantine", f.quarantine,
+                          "Collection of the readings the store refuses (default <collection>_quarantine)");
   const CLI::Option* qos_option = app.get_option("-q");
 
   if (auto code = parse_or_exit(app, argc, argv)) return *code;
@@ -253,6 +323,12 @@ int run(int argc, char** argv) {
             "--store records every message: -T, -R, -U, -E, --retained-only and --remove-retained do not apply.");
       if (f.topics.empty()) throw UsageError("give a filter to record with -t.");
       if (f.stats_interval < 0) throw UsageError("invalid --stats-interval: use a positive number of seconds.");
+      f.route = store_route(f);
+    } else if (!f.dedup_key.empty() || f.deadband || f.on_change || !f.heartbeat.empty() || !f.expire_after.empty() ||
+               f.max_document_bytes || !f.quarantine.empty()) {
+      throw UsageError(
+          "--dedup-key, --deadband, --on-change, --heartbeat, --expire-after, --max-document-bytes and --quarantine "
+          "are recording policies: they need --store.");
     }
   } catch (const UsageError& e) {
     report_usage_error("iotbridge-sub", e.what());

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 
+#include "../run_verb.hpp"
 #include "duration.hpp"
 #include "iotbridge/error.hpp"
 #include "iotbridge/shutdown.hpp"
@@ -20,9 +21,6 @@
 namespace iotbridge::view {
 
 namespace {
-
-constexpr int kFailure = 1;
-constexpr int kUsage = 2;
 
 // Flags plot and serve share: what the readings look like.
 struct Source {
@@ -64,18 +62,7 @@ std::shared_ptr<store::Collection> readings(store::DocumentStore& store, const S
 // Runs a verb, prints its error, and hands the exit code to iotbridge-db.
 template <typename Verb>
 [[noreturn]] void run_verb(const char* name, Verb&& verb) {
-  int code = 0;
-  try {
-    code = verb();
-  } catch (const Error& e) {
-    std::cerr << "iotbridge-db " << name << ": " << e.what() << "\n";
-    code = e.category() == ErrorCategory::config ? kUsage : kFailure;
-  } catch (const std::exception& e) {
-    std::cerr << "iotbridge-db " << name << ": " << e.what() << "\n";
-    code = kFailure;
-  }
-  std::cout.flush();
-  throw CLI::RuntimeError(code);
+  cli::run_verb(std::string("iotbridge-db ") + name, std::forward<Verb>(verb));
 }
 
 }  // namespace

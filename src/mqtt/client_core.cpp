@@ -5,6 +5,14 @@
 // 65535 of them behind a stalled broker). QoS 0 tokens are therefore not keyed
 // by id: the transport writes its queue in order, so they complete in publish
 // order.
+//
+// QoS 1/2 ids can repeat too: the library draws every packet's id from one
+// 16-bit counter, QoS 0 and SUBSCRIBE included, so a QoS 1 message that waits
+// for its PUBACK (a stalled broker) while 65535 other packets go out shares
+// its id with a newer one. The library then matches a PUBACK to the oldest
+// message with that id, and so does the core: a repeated id waits in
+// repeated_ids_ until the older one is acknowledged. (Fewer than 65536 QoS 1/2
+// messages are ever unacknowledged at once: Options::max_queued.)
 #include "mqtt/client_core.hpp"
 
 #include <algorithm>
@@ -593,7 +601,7 @@ void ClientCore::acquire_slot_locked(std::unique_lock<std::mutex>& lock) {
   if (options_.when_full == WhenFull::fail) throw full();
   if (t_network_owner == this) {
     // Blocking here would wait for acknowledgements only this thread can read.
-    if (unacked_ < 2 * options_.max_queued) {
+    if (unacked_ < network_thread_limit(options_)) {
       ++unacked_;
       return;
     }
@@ -624,8 +632,10 @@ void ClientCore::register_delivery_locked(int mid, int qos, std::shared_ptr<Toke
   state->mid = mid;
   if (qos == 0)
     unwritten_qos0_.push_back(Delivery{std::move(state), 0});
+  else if (auto [it, added] = deliveries_.try_emplace(mid); added)
+    it->second = Delivery{std::move(state), qos};
   else
-    deliveries_[mid] = Delivery{std::move(state), qos};
+    repeated_ids_.emplace_back(mid, Delivery{std::move(state), qos});
 }
 
 void ClientCore::published(int mid, int reason_code) {
@@ -638,6 +648,12 @@ void ClientCore::published(int mid, int reason_code) {
     } else if (auto it = deliveries_.find(mid); it != deliveries_.end()) {
       d = std::move(it->second);
       deliveries_.erase(it);
+      auto next =
+          std::find_if(repeated_ids_.begin(), repeated_ids_.end(), [mid](const auto& r) { return r.first == mid; });
+      if (next != repeated_ids_.end()) {
+        deliveries_.emplace(mid, std::move(next->second));
+        repeated_ids_.erase(next);
+      }
     }
   }
   if (auto cb = get_callback(publish_cb_)) call_user("on_publish", cb, PublishResult{mid, reason_code});
@@ -740,6 +756,8 @@ void ClientCore::fail_all_pending(const std::string& why) {
     std::lock_guard lock(out_mutex_);
     deliveries.swap(deliveries_);
     unwritten.swap(unwritten_qos0_);
+    for (auto& r : repeated_ids_) unwritten.push_back(std::move(r.second));  // failed alike
+    repeated_ids_.clear();
     offline.swap(offline_);
   }
   for (auto& [mid, d] : deliveries) d.state->fail(why);

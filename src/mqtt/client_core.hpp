@@ -244,7 +244,10 @@ class ClientCore final : public Client, private TransportEvents {
   std::size_t flow_waiters_ = 0;
   std::atomic<bool> closing_{false};
   std::unordered_map<int, Delivery> deliveries_;  // QoS 1/2, by packet id
-  std::deque<Delivery> unwritten_qos0_;           // QoS 0, in the order the transport writes them
+  // QoS 1/2 whose id an older unacknowledged one still holds, oldest first
+  // (see the top of client_core.cpp); normally empty.
+  std::deque<std::pair<int, Delivery>> repeated_ids_;
+  std::deque<Delivery> unwritten_qos0_;  // QoS 0, in the order the transport writes them
   std::deque<OfflineMessage> offline_;
 
   // What comes in (handlers keyed by the filter they match, "$share/g/" removed).

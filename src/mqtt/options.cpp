@@ -134,6 +134,23 @@ Options options_from_urls(const std::vector<std::string>& urls, Options base) {
 
 namespace detail {
 
+void check_flow_control(const Options& o) {
+  auto bad = [](const std::string& why) { throw Error(ErrorCategory::config, "invalid MQTT options: " + why); };
+  const std::string limit = std::to_string(kMaxUnacknowledged);
+  if (o.max_inflight < 1 || o.max_inflight > kMaxUnacknowledged)
+    bad("max_inflight is " + std::to_string(o.max_inflight) + "; it must be between 1 and " + limit);
+  if (o.max_queued < o.max_inflight)
+    bad("max_queued (" + std::to_string(o.max_queued) + ") must be at least max_inflight (" +
+        std::to_string(o.max_inflight) + ")");
+  // Refused rather than clamped: a caller who asked for more would otherwise
+  // block (or fail) at a bound it never set.
+  if (o.max_queued > kMaxUnacknowledged)
+    bad("max_queued is " + std::to_string(o.max_queued) + "; at most " + limit +
+        " QoS 1/2 messages can await acknowledgement at once (16-bit packet ids would repeat), so set it to " + limit +
+        " or less");
+  if (o.max_offline_queue < 1) bad("max_offline_queue must be at least 1");
+}
+
 Options checked_options(Options o) {
   using std::chrono::milliseconds;
   auto bad = [](const std::string& why) { throw Error(ErrorCategory::config, "invalid MQTT options: " + why); };
@@ -159,9 +176,7 @@ Options checked_options(Options o) {
     if (auto problem = topic_problem(o.will->topic)) bad("will topic '" + printable(o.will->topic) + "': " + *problem);
     if (o.will->qos < 0 || o.will->qos > 2) bad("will QoS must be 0, 1 or 2");
   }
-  if (o.max_inflight < 1 || o.max_inflight > 65535) bad("max_inflight must be between 1 and 65535");
-  if (o.max_queued < o.max_inflight) bad("max_queued must be at least max_inflight");
-  if (o.max_offline_queue < 1) bad("max_offline_queue must be at least 1");
+  check_flow_control(o);
   if (o.reconnect_delay_min < milliseconds(1) || o.reconnect_delay_max < o.reconnect_delay_min)
     bad("reconnect delays must be positive and min <= max");
   if (o.connect_timeout < milliseconds(1)) bad("connect_timeout must be positive");

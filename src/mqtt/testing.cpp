@@ -37,6 +37,7 @@
 #include "iotbridge/queue.hpp"
 #include "iotbridge/topic.hpp"
 #include "iotbridge/topic_tree.hpp"
+#include "mqtt/options_check.hpp"
 #include "mqtt/token_state.hpp"
 
 namespace iotbridge::mqtt::testing {
@@ -122,9 +123,7 @@ void check_options(const Options& o) {
     if (auto problem = topic_problem(o.will->topic)) bad("will topic '" + shown(o.will->topic) + "': " + *problem);
     if (o.will->qos < 0 || o.will->qos > 2) bad("will QoS must be 0, 1 or 2");
   }
-  if (o.max_inflight < 1 || o.max_inflight > 65535) bad("max_inflight must be between 1 and 65535");
-  if (o.max_queued < o.max_inflight) bad("max_queued must be at least max_inflight");
-  if (o.max_offline_queue < 1) bad("max_offline_queue must be at least 1");
+  mqtt::detail::check_flow_control(o);
   if (o.max_payload_size > 268435455) bad("max_payload_size exceeds the MQTT limit of 268435455 bytes");
 }
 
@@ -935,7 +934,7 @@ class FakeClient final : public Client {
       if (options_.when_full == WhenFull::fail) throw full();
       // On the network thread, waiting would wait for acknowledgements only it can run.
       if (t_owner == this) {
-        if (unacked_ >= 2 * options_.max_queued) throw full();
+        if (unacked_ >= mqtt::detail::network_thread_limit(options_)) throw full();
       } else if (!flow_cv_.wait_for(lock, options_.publish_timeout,
                                     [&] { return unacked_ < options_.max_queued || closing_; })) {
         throw Error(ErrorCategory::mqtt,

@@ -26,6 +26,26 @@ ChangeFilter::ChangeFilter(ChangePolicy policy, Lookup lookup) : policy_(policy)
     throw Error(ErrorCategory::config,
                 fmt::format("deadband {} must be a finite number >= 0 (0 stores every change)", *policy_.deadband));
   if (policy_.heartbeat.count() < 0) throw Error(ErrorCategory::config, "heartbeat must not be negative");
+  if (policy_.max_topics == 0) throw Error(ErrorCategory::config, "max_topics must be at least 1");
+}
+
+ChangeFilter::Topics::iterator ChangeFilter::remember_topic(std::string topic, Entry entry) {
+  auto it = topics_.find(topic);
+  if (it != topics_.end()) {
+    entry.recency = it->second.recency;
+    it->second = std::move(entry);
+    recency_.splice(recency_.begin(), recency_, it->second.recency);
+    return it;
+  }
+  it = topics_.emplace(std::move(topic), std::move(entry)).first;
+  recency_.push_front(&it->first);
+  it->second.recency = recency_.begin();
+  while (topics_.size() > policy_.max_topics) {
+    topics_.erase(topics_.find(*recency_.back()));
+    recency_.pop_back();
+    ++evicted_;
+  }
+  return it;
 }
 
 bool ChangeFilter::value_changed(const store::Value& last, const store::Value& now) const {
@@ -65,7 +85,9 @@ ChangeDecision ChangeFilter::decide(std::string_view topic, const store::ObjectI
         entry.values = std::move(found->values);
       }
     }
-    it = topics_.emplace(std::string(topic), std::move(entry)).first;
+    it = remember_topic(std::string(topic), std::move(entry));
+  } else if (it->second.recency != recency_.begin()) {
+    recency_.splice(recency_.begin(), recency_, it->second.recency);
   }
   Entry& last = it->second;
   auto remember = [&](ChangeDecision d) {
@@ -89,7 +111,7 @@ void ChangeFilter::restore(ChangeState state) {
   entry.id = state.id;
   entry.stored_at = state.stored_at;
   entry.values = std::move(state.values);
-  topics_.insert_or_assign(std::move(state.topic), std::move(entry));
+  remember_topic(std::move(state.topic), std::move(entry));
 }
 
 std::vector<ChangeState> ChangeFilter::export_state() const {

@@ -38,6 +38,8 @@ std::string summary_line(const RecorderStats& s) {
   if (s.replayed) line += fmt::format(", replayed {}", s.replayed);
   if (s.duplicates) line += fmt::format(", duplicates {}", s.duplicates);
   if (s.rejected) line += fmt::format(", rejected {}", s.rejected);
+  if (s.suppressed) line += fmt::format(", suppressed {}", s.suppressed);
+  if (s.quarantined) line += fmt::format(", quarantined {}", s.quarantined);
   if (s.routes.size() > 1) {
     line += ";";
     for (std::size_t i = 0; i < s.routes.size(); ++i) {

@@ -31,6 +31,15 @@ void queue_readings(const MosquittoServer& broker, const std::string& id, const 
   REQUIRE(pub.code == 0);
 }
 
+// iotbridge-sub recording the session `id` into `uri` until -C `count`, with `policy` flags.
+ToolResult record_session(const MosquittoServer& broker, const std::string& id, const std::string& uri,
+                          const TempDir& dir, const std::string& count, const std::vector<std::string>& policy) {
+  auto argv = with({iotbridge_sub(), "-t", "iot/#", "-q", "1", "-c", "-i", id, "--store", uri, "--spool",
+                    (dir / "spool").string(), "-C", count, "-W", "60", "--stats-json"},
+                   policy);
+  return run_tool(with(argv, broker_args(broker)));
+}
+
 }  // namespace
 
 TEST_CASE("iotbridge-sub --store sqlite: -C N stores N documents with topic fields, then exits 0",
@@ -104,6 +113,60 @@ TEST_CASE("iotbridge-sub --store: -W ends the run having stored everything recei
   CHECK(readings->count_documents(iotbridge::store::Document::from_json(R"({"value": "three"})")) == 1);
   CHECK(readings->count_documents(iotbridge::store::Document::from_json(R"({"value.t": 2})")) == 1);
   CHECK(readings->count_documents(iotbridge::store::Document::from_json(R"({"value": null})")) == 1);
+}
+
+TEST_CASE("iotbridge-sub --store --deadband: 20.0 20.1 20.15 20.3 20.3 stores 20.0 and 20.3", "[cli][store][policy]") {
+  MosquittoServer broker;
+  TempDir dir;
+  queue_readings(broker, "rec-deadband", "20.0\n20.1\n20.15\n20.3\n20.3\n");
+  std::string uri = "sqlite:" + (dir / "deadband.db").string();
+  auto r = record_session(broker, "rec-deadband", uri, dir, "5", {"--deadband", "0.2", "--heartbeat", "1h"});
+  INFO(r.out << r.err);
+  CHECK(r.code == 0);
+  CHECK(contains(r.out, "\"received\":5"));
+  CHECK(contains(r.out, "\"suppressed\":3"));
+  CHECK(contains(r.err, "suppressed 3"));  // the summary line
+  auto readings = iotbridge::store::open_store(uri)->collection("iot_service", "sensors");
+  iotbridge::store::FindOptions by_value;
+  by_value.sort = iotbridge::store::Document::from_json(R"({"value": 1})");
+  std::vector<double> values;
+  for (const auto& d : readings->find({}, by_value)) values.push_back(d.get_double("value").value_or(-1));
+  CHECK(values == std::vector<double>{20.0, 20.3});
+}
+
+TEST_CASE("iotbridge-sub --store --dedup-key /seq: copies of a reading are stored once", "[cli][store][policy]") {
+  MosquittoServer broker;
+  TempDir dir;
+  // Three readings, each published twice (as a redelivery would), and one without the key.
+  std::string lines;
+  for (int round = 0; round < 2; ++round)
+    for (int seq = 1; seq <= 3; ++seq) lines += "{\"seq\": " + std::to_string(seq) + ", \"t\": 20.5}\n";
+  lines += "{\"t\": 21}\n";
+  queue_readings(broker, "rec-dedup", lines);
+  std::string uri = "sqlite:" + (dir / "dedup.db").string();
+  auto r = record_session(broker, "rec-dedup", uri, dir, "7", {"--dedup-key", "/seq", "--batch", "2"});
+  INFO(r.out << r.err);
+  CHECK(r.code == 0);
+  CHECK(contains(r.out, "\"received\":7"));
+  CHECK(contains(r.out, "\"duplicates\":3"));
+  CHECK(contains(r.out, "\"without_dedup_key\":1"));
+  auto readings = iotbridge::store::open_store(uri)->collection("iot_service", "sensors");
+  CHECK(readings->count_documents() == 4);
+  for (int seq = 1; seq <= 3; ++seq)
+    CHECK(readings->count_documents(iotbridge::store::Document().append("value.seq", seq)) == 1);
+
+  // Policy flags are refused where they do not apply, naming the flag.
+  auto plain = run_tool(with({iotbridge_sub(), "-t", "iot/#", "--deadband", "0.2", "-C", "1"}, broker_args(broker)));
+  CHECK(plain.code == 1);
+  CHECK(contains(plain.err, "need --store"));
+  auto bad =
+      run_tool(with({iotbridge_sub(), "-t", "iot/#", "--store", uri, "--dedup-key", "seq"}, broker_args(broker)));
+  CHECK(bad.code == 1);
+  CHECK(contains(bad.err, "--dedup-key"));
+  auto lonely =
+      run_tool(with({iotbridge_sub(), "-t", "iot/#", "--store", uri, "--heartbeat", "15m"}, broker_args(broker)));
+  CHECK(lonely.code == 1);
+  CHECK(contains(lonely.err, "--deadband or --on-change"));
 }
 
 TEST_CASE("iotbridge-sub --store mongodb: readings land in the MongoDB-compatible server", "[cli][store][mongo]") {

@@ -417,6 +417,74 @@ TEST_CASE("flow control: unacknowledged QoS 1 messages are bounded, fail or bloc
   CHECK(got.size() == 2000);
 }
 
+TEST_CASE("flow control: a callback never has more than 65535 QoS 1 messages unacknowledged (the packet ids)",
+          "[mqtt][integration]") {
+  // Inside a callback publish() cannot wait (only the network thread reads the
+  // PUBACKs), so it admits up to twice max_queued: here 2 x 40000, more than
+  // the 65535 packet ids. Ids then repeat and an acknowledgement completes the
+  // wrong token; the bound stops at 65535 instead, and every token completes.
+  MosquittoServer broker;
+  auto o = broker_options(broker);
+  o.max_queued = 40000;
+  o.max_inflight = 100;
+  auto c = mqtt::make_mosquitto_client(o);
+  mqtt::Client* self = c.get();
+  std::vector<mqtt::DeliveryToken> tokens;
+  std::size_t most = 0;
+  std::string refusal;
+  std::atomic<bool> done{false};
+  c->on_connect([&](const mqtt::ConnectResult& r) {
+    if (r.reason_code != 0 || done) return;
+    try {
+      for (int i = 0; i < 100000; ++i) {
+        tokens.push_back(self->publish("flow/ids", "x", 1));
+        most = std::max(most, self->unacknowledged());
+      }
+    } catch (const Error& e) {
+      refusal = e.what();
+    }
+    done = true;
+  });
+  c->connect();
+  c->loop_start();
+  REQUIRE(eventually([&] { return done.load(); }));
+  CHECK(tokens.size() == 65535);
+  CHECK(most == 65535);
+  CHECK_THAT(refusal, Catch::Contains("Options::max_queued"));
+  for (auto& t : tokens) REQUIRE(t.wait_for(60s));
+  CHECK(c->unacknowledged() == 0);
+}
+
+TEST_CASE("a QoS 1 message whose packet id an unacknowledged one still holds completes after it, not instead",
+          "[mqtt][integration]") {
+  // libmosquitto draws every packet id from one 16-bit counter, QoS 0 included:
+  // 65535 QoS 0 messages behind a stalled broker bring the id of an
+  // unacknowledged QoS 1 message round again. Each PUBACK must complete the
+  // oldest message with its id (as libmosquitto matches it), and both arrive.
+  MosquittoServer broker;
+  Collector got;
+  auto sub = started(broker_options(broker));
+  REQUIRE(sub->subscribe("ids/qos1", 1, got.handler()).wait_for(5s));
+  auto o = broker_options(broker);
+  o.max_inflight = 2;
+  auto c = started(o);
+  ::kill(broker.pid(), SIGSTOP);
+  auto first = c->publish("ids/qos1", "first", 1);
+  int before = first.mid() == 1 ? 65535 : first.mid() - 1;
+  int qos0 = 0;
+  for (mqtt::DeliveryToken t; t.mid() != before; ++qos0) t = c->publish("ids/qos0", "x", 0);
+  auto second = c->publish("ids/qos1", "second", 1);
+  CHECK(qos0 == 65534);
+  REQUIRE(second.mid() == first.mid());
+  CHECK(c->unacknowledged() == 2);
+  ::kill(broker.pid(), SIGCONT);
+  REQUIRE(first.wait_for(30s));
+  REQUIRE(second.wait_for(30s));
+  CHECK(eventually([&] { return c->unacknowledged() == 0; }));
+  REQUIRE(got.wait_for(2, 30s));
+  CHECK(got.payloads() == std::vector<std::string>{"first", "second"});
+}
+
 TEST_CASE("QoS 0 while disconnected is queued (bounded) when asked, sent on connect", "[mqtt][integration]") {
   MosquittoServer broker;
   Collector got;

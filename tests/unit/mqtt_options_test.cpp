@@ -11,6 +11,7 @@
 
 #include "iotbridge/error.hpp"
 #include "iotbridge/mqtt/mosquitto.hpp"
+#include "iotbridge/mqtt/testing.hpp"
 
 using namespace iotbridge;
 using namespace iotbridge::mqtt;
@@ -137,6 +138,25 @@ TEST_CASE("make_mosquitto_client refuses inconsistent options", "[mqtt][unit]") 
   o.tls.ca_file = "/dev/null";
   o.tls.cert_file = "/dev/null";
   refused(o, "certificate and key must be given together");
+}
+
+TEST_CASE("max_inflight and max_queued stop at the packet-id space (65535), refused beyond", "[mqtt][unit]") {
+  // Beyond 65535 unacknowledged QoS 1/2 messages, ids would repeat among them.
+  for (bool fake : {false, true}) {
+    INFO((fake ? "fake client" : "mosquitto client"));
+    testing::FakeBroker broker;
+    auto make = [&](const Options& o) { return fake ? broker.make_client(o) : make_mosquitto_client(o); };
+    Options o;
+    o.max_queued = 65535;
+    o.max_inflight = 65535;
+    CHECK_NOTHROW(make(o));
+    o.max_queued = 65536;
+    o.max_inflight = 20;
+    CHECK_THROWS_WITH(make(o), Catch::Contains("max_queued is 65536") && Catch::Contains("65535 or less"));
+    o.max_queued = 100000;
+    o.max_inflight = 70000;
+    CHECK_THROWS_WITH(make(o), Catch::Contains("max_inflight is 70000"));
+  }
 }
 
 TEST_CASE("options_from_urls makes a failover list: the first URL, then the others in order", "[mqtt][unit]") {

@@ -2,6 +2,7 @@
 // heartbeat (deadband, on_change), dedup _ids, quarantine documents, and the
 // checks validate_routes() makes of them.
 #include <catch2/catch.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -307,6 +308,35 @@ TEST_CASE("a restart keeps the filter right: state read back from the store", "[
   REQUIRE(state);
   CHECK(state->values == std::vector<std::pair<std::string, Value>>{{"temp", 1.5}, {"hum", 2}});
   CHECK_FALSE(change_state_from_document(Document().append("topic", "t"), {}));
+}
+
+TEST_CASE("the filter remembers at most max_topics topics, and looks a forgotten one up again", "[policy][change]") {
+  int lookups = 0;
+  ChangeFilter f({.deadband = 0.2, .max_topics = 2}, [&](std::string_view) {
+    ++lookups;
+    return std::optional<ChangeState>();  // nothing stored before this run
+  });
+  auto id = [] { return ObjectId::generate(); };
+  CHECK(f.decide("a", id(), at(0), value(20.0)) == ChangeDecision::store_first);
+  CHECK(f.decide("b", id(), at(1), value(20.0)) == ChangeDecision::store_first);
+  CHECK(f.decide("a", id(), at(2), value(20.1)) == ChangeDecision::suppress);     // a: most recently seen
+  CHECK(f.decide("c", id(), at(3), value(20.0)) == ChangeDecision::store_first);  // forgets b, the least recent
+  CHECK(f.size() == 2);
+  CHECK(f.evicted() == 1);
+  CHECK(f.decide("a", id(), at(4), value(20.1)) == ChangeDecision::suppress);  // a still remembered
+  // b was forgotten: looked up again, and (nothing found) stored as a first reading, never suppressed.
+  CHECK(f.decide("b", id(), at(5), value(20.0)) == ChangeDecision::store_first);
+  CHECK(f.evicted() == 2);  // c went
+  CHECK(lookups == 4);
+  std::set<std::string> topics;
+  for (const auto& s : f.export_state()) topics.insert(s.topic);
+  CHECK(topics == std::set<std::string>{"a", "b"});
+  // restore() keeps the bound too.
+  f.restore(ChangeState{"d", id(), at(6), value(1.0)});
+  CHECK(f.size() == 2);
+  CHECK(f.evicted() == 3);
+  CHECK_THROWS_WITH(ChangeFilter({.deadband = std::nullopt, .on_change = true, .max_topics = 0}),
+                    Catch::Contains("max_topics"));
 }
 
 TEST_CASE("ChangeFilter refuses a negative or non-finite deadband", "[policy][change]") {

@@ -94,15 +94,15 @@ struct Options {
   int port = 0;                    ///< default 0: 1883, or 8883 with TLS
   /// Failover: brokers tried after host:port, in this order (the other nodes
   /// of a cluster, a standby). connect() tries each once, in order, each for
-  /// up to connect_timeout, and throws only when all failed. A connection
-  /// that fails or is lost moves on to the next address at once (round
-  /// robin); the reconnect delay below is waited only once every address
-  /// failed in a row, so that a dead node costs no delay while a dead cluster
-  /// is not hammered. The client stays on the address that works (it does not
-  /// go back to host:port while that one is up). Subscriptions are restored
-  /// on the new broker; a persistent session (clean_session false) is resumed
-  /// where the brokers share it (a cluster) and started afresh where they do
-  /// not. Default empty: host:port only.
+  /// up to connect_timeout, and throws only when all failed. With
+  /// auto_reconnect, a connection that fails or is lost moves on to the next
+  /// address at once (round robin); the reconnect delay below is waited only
+  /// once every address failed in a row, so that a dead node costs no delay
+  /// while a dead cluster is not hammered. The client stays on the address
+  /// that works (it does not go back to host:port while that one is up).
+  /// Subscriptions are restored on the new broker; a persistent session
+  /// (clean_session false) is resumed where the brokers share it (a cluster)
+  /// and started afresh where they do not. Default empty: host:port only.
   std::vector<BrokerAddress> failover;
   std::string client_id;                ///< default empty: generated (then clean_session must be true)
   bool clean_session = true;            ///< default true; "clean start" in MQTT 5
@@ -132,9 +132,13 @@ struct Options {
   /// at once (libmosquitto's send maximum); at most max_queued QoS 1/2 messages
   /// are accepted and not yet acknowledged in all (on the wire, waiting behind
   /// the window, or waiting for a connection). Past that, publish() blocks or
-  /// fails per when_full.
+  /// fails per when_full. Both are at most 65535, the 16-bit packet-id space
+  /// (more unacknowledged messages would share ids): larger values are refused
+  /// (Error config), not clamped, so that no bound applies that was not asked
+  /// for. A publish() on the network thread (in a callback) cannot wait; it
+  /// may exceed max_queued up to twice that, never 65535.
   std::size_t max_inflight = 20;                     ///< default 20
-  std::size_t max_queued = 1000;                     ///< default 1000; at least max_inflight
+  std::size_t max_queued = 1000;                     ///< default 1000; at least max_inflight, at most 65535
   WhenFull when_full = WhenFull::block;              ///< default block
   std::chrono::milliseconds publish_timeout{60000};  ///< default 60 s: the longest publish() blocks
 

@@ -17,6 +17,12 @@
 /// after a crash and then miss a change. export_state()/restore() carry the
 /// same memory for programs that keep it elsewhere.
 ///
+/// Memory is bounded: at most ChangePolicy::max_topics topics are remembered;
+/// past that the least recently seen topic is forgotten (counted in
+/// evicted()). Its next reading is then looked up again (a store_lookup()
+/// reads it back from the store) or, without a Lookup, stored as a first one:
+/// forgetting never suppresses a change, it may only store one reading more.
+///
 /// Replays: a reading that is not newer than the last stored reading of its
 /// topic (the same reading coming back from the spool, or one an earlier run
 /// accepted) is stored without touching the memory: its fate was decided
@@ -31,6 +37,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <list>
 #include <map>
 #include <optional>
 #include <string>
@@ -50,6 +57,10 @@ struct ChangePolicy {
   bool on_change = false;  ///< store any value only when it differs from the last stored one
   /// Store anyway when nothing was stored for the topic for this long; 0: never.
   std::chrono::milliseconds heartbeat{0};
+  /// Topics remembered at most (the least recently seen is forgotten first).
+  /// 100,000 topics of small values hold some tens of MiB; a fleet with more
+  /// topics per route than that pays one read-back per forgotten topic.
+  std::size_t max_topics = 100000;
 
   /// True when the policy suppresses anything (deadband or on_change set).
   bool active() const noexcept { return deadband.has_value() || on_change; }
@@ -83,6 +94,11 @@ class ChangeFilter {
   using Lookup = std::function<std::optional<ChangeState>(std::string_view topic)>;
 
   explicit ChangeFilter(ChangePolicy policy, Lookup lookup = {});
+  // The entries point into the filter's own recency list: movable, not copyable.
+  ChangeFilter(const ChangeFilter&) = delete;
+  ChangeFilter& operator=(const ChangeFilter&) = delete;
+  ChangeFilter(ChangeFilter&&) = default;
+  ChangeFilter& operator=(ChangeFilter&&) = default;
 
   const ChangePolicy& policy() const noexcept { return policy_; }
 
@@ -96,22 +112,33 @@ class ChangeFilter {
   void restore(ChangeState state);
   /// Every topic's memory, by topic.
   std::vector<ChangeState> export_state() const;
-  /// Topics remembered (including those looked up and found empty).
+  /// Topics remembered (including those looked up and found empty); at
+  /// most policy().max_topics.
   std::size_t size() const noexcept { return topics_.size(); }
+  /// Topics forgotten to stay within max_topics, since construction.
+  std::size_t evicted() const noexcept { return evicted_; }
 
  private:
+  using Recency = std::list<const std::string*>;  // most recently seen first; points at topics_' keys
   struct Entry {
     bool stored = false;  // false: looked up, nothing stored yet
     store::ObjectId id;
     store::DateTime stored_at;
     std::vector<std::pair<std::string, store::Value>> values;
+    Recency::iterator recency;
   };
+  using Topics = std::map<std::string, Entry, std::less<>>;
+  // Adds or replaces a topic's entry as the most recently seen; forgets the
+  // least recently seen beyond max_topics.
+  Topics::iterator remember_topic(std::string topic, Entry entry);
   bool changed(const Entry& last, const std::vector<std::pair<std::string, store::Value>>& values) const;
   bool value_changed(const store::Value& last, const store::Value& now) const;
 
   ChangePolicy policy_;
   Lookup lookup_;
-  std::map<std::string, Entry, std::less<>> topics_;
+  Topics topics_;
+  Recency recency_;
+  std::size_t evicted_ = 0;
 };
 
 /// The memory of a topic read from a stored document: its _id, reg_date and
