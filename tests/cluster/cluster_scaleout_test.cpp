@@ -207,10 +207,15 @@ struct Rig {
   struct Totals {
     long received = 0;
     long duplicates = 0;
+    // Store retries: a batch retried after an insert that went in but timed
+    // out (FerretDB slow under load) finds its documents stored already and
+    // counts them as duplicates too.
+    long retries = 0;
   };
   Totals stop_recorders() {
     Totals t;
     for (auto& r : recorders) {
+      t.retries += static_cast<long>(r->metric("iotbridge_store_retries_total").value_or(0));
       CHECK(r->stop() == 0);
       INFO(r->output());
       CHECK_FALSE(r->summary().empty());
@@ -292,15 +297,19 @@ TEST_CASE("a node stopped mid-stream (SIGTERM) and restarted loses nothing", "[c
   std::vector<int> twice;
   for (auto [seq, copies] : seqs)
     if (copies > 1) twice.push_back(seq);
-  std::printf("MQTT %s, dedup_key '%s': %ld redelivered, %ld documents, duplicates counted %ld; stored twice: [%s]\n",
-              protocol.c_str(), dedup_key.c_str(), redelivered, documents, totals.duplicates, list(twice).c_str());
+  std::printf(
+      "MQTT %s, dedup_key '%s': %ld redelivered, %ld documents, duplicates counted %ld (store retries %ld); stored "
+      "twice: [%s]\n",
+      protocol.c_str(), dedup_key.c_str(), redelivered, documents, totals.duplicates, totals.retries,
+      list(twice).c_str());
   CHECK(redelivered >= 0);
   if (!dedup_key.empty()) {
     // Exactly once: each redelivered copy met its first one's _id and was
     // counted as a duplicate.
     CHECK(documents == kReadings);
     CHECK(twice.empty());
-    CHECK(totals.duplicates == redelivered);
+    CHECK(totals.duplicates >= redelivered);
+    if (totals.retries == 0) CHECK(totals.duplicates == redelivered);
   } else {
     // A redelivered copy is a new reading to the recorder that got it (a new
     // _id, maybe another recorder): stored again, and counted by value here.
@@ -308,7 +317,7 @@ TEST_CASE("a node stopped mid-stream (SIGTERM) and restarted loses nothing", "[c
     long copies_by_value = 0;
     for (auto [seq, copies] : seqs) copies_by_value += copies - 1;
     CHECK(copies_by_value == redelivered);
-    CHECK(totals.duplicates == 0);
+    if (totals.retries == 0) CHECK(totals.duplicates == 0);
   }
 }
 
@@ -368,7 +377,8 @@ TEST_CASE("readings held on a stopped node are named and stored once it returns"
   CHECK(static_cast<int>(after.size()) == kReadings);
   for (int seq : missing) CHECK(after.count(seq) == 1);
   CHECK(rig.sensors->count_documents() == kReadings);
-  CHECK(totals.duplicates == totals.received - kReadings);
+  CHECK(totals.duplicates >= totals.received - kReadings);
+  if (totals.retries == 0) CHECK(totals.duplicates == totals.received - kReadings);
 }
 
 TEST_CASE("a recorder whose node stops moves to the surviving node (urls) and keeps recording", "[cluster][mongo]") {
@@ -414,5 +424,6 @@ TEST_CASE("a recorder whose node stops moves to the surviving node (urls) and ke
   auto seqs = stored_seqs(*rig.sensors);
   CHECK(static_cast<int>(seqs.size()) == kReadings);
   CHECK(rig.sensors->count_documents() == kReadings);
-  CHECK(totals.duplicates == totals.received - kReadings);
+  CHECK(totals.duplicates >= totals.received - kReadings);
+  if (totals.retries == 0) CHECK(totals.duplicates == totals.received - kReadings);
 }
