@@ -52,7 +52,7 @@ test::ToolResult db_cli(const QuarantineStore& s, std::vector<std::string> args)
 }  // namespace
 
 TEST_CASE("iotbridge-db quarantine: 10 small and 5 large readings, counted, listed, replayed when the limit is raised",
-          "[record][quarantine][cli]") {
+          "[quarantine][cli]") {
   const std::string kind = GENERATE(as<std::string>{}, "sqlite", "mongodb");
   if (kind == "mongodb") IOTBRIDGE_REQUIRE_MONGO();
   INFO("backend: " << kind);
@@ -131,7 +131,7 @@ TEST_CASE("iotbridge-db quarantine: 10 small and 5 large readings, counted, list
   CHECK(db_cli(s, {"--db", s.database, "quarantine", "count"}).out == "0\n");
 }
 
-TEST_CASE("iotbridge-db quarantine: drop by filter or --all, and usage mistakes", "[record][quarantine][cli]") {
+TEST_CASE("iotbridge-db quarantine: drop by filter or --all, and usage mistakes", "[quarantine][cli]") {
   TempDir dir;
   QuarantineStore s("sqlite", dir);
   auto quarantine = s.db->collection(s.database, "sensors_quarantine");
