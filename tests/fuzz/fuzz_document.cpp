@@ -3,7 +3,8 @@
 // Checks on every input:
 //  - Document::from_json throws only Error; when it accepts the text, the
 //    canonical Extended JSON of the result parses back to a byte-identical
-//    Document (canonical JSON keeps every type: int32 vs int64 vs double),
+//    Document (canonical JSON keeps every type: int32 vs int64 vs double;
+//    only a NaN's sign and payload are not kept, as Extended JSON has one NaN),
 //    the relaxed JSON and the pretty JSON parse back, and the document's own
 //    BSON bytes copy through from_bson unchanged;
 //  - every top-level field can be read back with get() and printed;
@@ -49,7 +50,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     } catch (const Error& e) {
       fail("canonical JSON of a parsed document does not parse", canonical + " : " + e.what());
     }
-    if (!(again == doc))
+    // Byte-identical, except that Extended JSON has one NaN: a NaN with its
+    // sign bit or another payload (libbson reads "-NaN..." as one) prints as
+    // "NaN" and comes back as the plain NaN, as with MongoDB's own tools.
+    if (!(again == doc) &&
+        !(canonical.find("\"NaN\"") != std::string::npos && again.to_json(JsonMode::canonical) == canonical))
       fail("canonical JSON round trip changed the document", canonical + " -> " + again.to_json(JsonMode::canonical));
     std::string relaxed = doc.to_json();
     try {
