@@ -131,7 +131,16 @@ TEST_CASE("retention: expired documents go in bounded batches, newer ones stay",
   insert_dated(*coll, 25, 5);
   auto r = Retention::setup(*b.store, coll, b.route(std::chrono::seconds(60)));
   if (r.mode() == Retention::Mode::server) {
-    SUCCEED("the server's TTL monitor expires documents here: " + r.message());
+    // A real mongod's TTL monitor expires documents (once a minute, too slow
+    // to wait for here): what is checked is that it got the TTL index and that
+    // the recorder leaves the deleting to it.
+    INFO(r.message());
+    bool ttl = false;
+    for (const auto& index : coll->list_indexes())
+      if (index.keys == std::vector<std::pair<std::string, int>>{{"reg_date", 1}} && index.expire_after_seconds == 60)
+        ttl = true;
+    CHECK(ttl);
+    CHECK(r.expire_some(1000) == 0);
     return;
   }
   REQUIRE(r.mode() == Retention::Mode::recorder);
